@@ -1,0 +1,274 @@
+/*
+ * nabla.h — the whole public API of nabla, a C11 library for training and
+ * running convolutional networks.
+ *
+ * A worked example (it is compiled by tests/test_header_example.c): build
+ * J = cos(sin(x^2) + 3x^2), evaluate it at x = 0.5 and read dJ/dx.
+ *
+ *     #include <nabla.h>
+ *     #include <stdio.h>
+ *
+ *     int main(void) {
+ *         nb_graph *g = nb_graph_new();
+ *         if (!g) { fprintf(stderr, "%s\n", nb_last_error()); return 1; }
+ *         int shape[1] = {1};
+ *         nb_node *x = nb_input(g, "x", 1, shape);
+ *         nb_node *x2 = nb_square(g, x);
+ *         nb_node *J = nb_cos(g, nb_add(g, nb_sin(g, x2), nb_scale(g, x2, 3.0f)));
+ *         nb_requires_grad(x, 1);
+ *         float x0 = 0.5f;
+ *         if (!J || nb_feed(x, &x0, 1) || nb_forward(g, J) || nb_backward(g, J)) {
+ *             fprintf(stderr, "%s\n", nb_last_error());
+ *             nb_graph_free(g);
+ *             return 1;
+ *         }
+ *         printf("J = %f, dJ/dx = %f\n", nb_value(J)->data[0], nb_grad(x)->data[0]);
+ *         nb_graph_free(g);
+ *         return 0;
+ *     }
+ *
+ * Conventions
+ *  - Every public symbol starts with nb_ (types, functions) or NB_ (macros,
+ *    enum values).
+ *  - A call that can fail returns nb_status (NB_OK is 0) or NULL, and
+ *    nb_last_error() then holds one line that names what was wrong. The
+ *    library never exits or aborts on a caller's mistake.
+ *  - Graph builders accept a NULL input and return NULL: an error made while
+ *    building a chain of nodes surfaces once, at the end of the chain, with
+ *    the first failure's message kept.
+ *  - Tensors are float32, at most 4-D (N, C, H, W), contiguous, row-major.
+ *  - Memory belongs to its owner object (a graph, a model, an optimizer, a
+ *    dataset); callers never free tensors one by one.
+ */
+#ifndef NABLA_H
+#define NABLA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NB_VERSION "0.1.0"
+#define NB_MAX_DIMS 4
+
+/* ------------------------------------------------------------------------ */
+/* Errors and memory                                                         */
+/* ------------------------------------------------------------------------ */
+
+typedef enum nb_status {
+    NB_OK = 0,
+    NB_ERR_ARG,       /* a bad argument or option value */
+    NB_ERR_SHAPE,     /* tensor shapes that do not fit an operator */
+    NB_ERR_NOMEM,     /* an allocation failed */
+    NB_ERR_IO,        /* a file could not be opened, read or written */
+    NB_ERR_FORMAT,    /* a file's contents are malformed */
+    NB_ERR_NONFINITE, /* a NaN or infinity appeared in a loss or gradient */
+    NB_ERR_STATE      /* a call made out of order (e.g. backward before forward) */
+} nb_status;
+
+/* The message of the most recent failure in the calling thread. */
+const char *nb_last_error(void);
+/* A short fixed name for a status, e.g. "shape error". */
+const char *nb_status_name(nb_status status);
+
+/* Route every allocation the library makes through these functions (all
+ * three, or NULL for all three to restore the C library's). Tests use this to
+ * inject allocation failures; embedders use it for their own heaps. */
+typedef void *(*nb_malloc_fn)(size_t size);
+typedef void *(*nb_realloc_fn)(void *ptr, size_t size);
+typedef void (*nb_free_fn)(void *ptr);
+void nb_set_allocator(nb_malloc_fn m, nb_realloc_fn r, nb_free_fn f);
+
+/* Worker threads for the kernels (OpenMP). Results do not depend on it. */
+void nb_set_threads(int threads);
+int nb_get_threads(void);
+
+/* ------------------------------------------------------------------------ */
+/* Tensors and random numbers                                                */
+/* ------------------------------------------------------------------------ */
+
+typedef struct nb_tensor {
+    int ndim;
+    int shape[NB_MAX_DIMS];
+    float *data; /* numel floats, row-major; owned by whoever made the tensor */
+} nb_tensor;
+
+size_t nb_tensor_numel(const nb_tensor *t);
+/* Writes "[2, 3, 4]" into buf (always NUL-terminated); returns buf. */
+const char *nb_shape_str(const nb_tensor *t, char *buf, size_t size);
+
+/* A seeded generator (xorshift128+, seeded through splitmix64): the same
+ * seed gives the same stream on every platform. */
+typedef struct nb_rng {
+    uint64_t s[2];
+} nb_rng;
+
+void nb_rng_seed(nb_rng *rng, uint64_t seed);
+uint32_t nb_rng_u32(nb_rng *rng);
+float nb_rng_uniform(nb_rng *rng);               /* in [0, 1) */
+float nb_rng_normal(nb_rng *rng);                /* mean 0, std 1 */
+uint32_t nb_rng_below(nb_rng *rng, uint32_t n);  /* uniform in [0, n), n > 0 */
+
+/* ------------------------------------------------------------------------ */
+/* The computation graph                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* A graph is a DAG of nodes built once and evaluated many times. Nodes are
+ * inputs (fed before each forward), constants, trainable parameters and
+ * operator nodes. Creation order is a topological order. The first dimension
+ * of every input is the batch: it may change between evaluations (a last,
+ * smaller batch) without rebuilding the graph. */
+typedef struct nb_graph nb_graph;
+typedef struct nb_node nb_node;
+
+nb_graph *nb_graph_new(void);
+void nb_graph_free(nb_graph *g);
+/* NB_OK, or the first error met while building the graph. */
+nb_status nb_graph_status(const nb_graph *g);
+
+/* Leaves. shape has ndim entries (1..4); the data of a constant is copied. */
+nb_node *nb_input(nb_graph *g, const char *name, int ndim, const int *shape);
+nb_node *nb_const(nb_graph *g, const char *name, int ndim, const int *shape, const float *values);
+/* A trainable parameter, zero-initialised. All parameters of a graph live in
+ * one contiguous block with a parallel gradient block (nb_graph_params). */
+nb_node *nb_param(nb_graph *g, const char *name, int ndim, const int *shape);
+
+/* Copy `batch` samples into an input node; batch may differ from the batch
+ * it was created with. */
+nb_status nb_feed(nb_node *input, const float *data, int batch);
+/* Ask for the gradient of an input or constant (parameters always get one). */
+void nb_requires_grad(nb_node *n, int on);
+
+/* Train mode (the default) keeps gradients and applies dropout; eval mode
+ * allocates no gradients and makes dropout the identity. */
+void nb_set_training(nb_graph *g, int training);
+
+/* Evaluate `target` and everything it depends on, in topological order. */
+nb_status nb_forward(nb_graph *g, nb_node *target);
+/* Reverse-mode autodiff from a scalar node: zero all gradients, set
+ * dJ/dJ = 1, and visit the nodes in reverse topological order, each adding
+ * (dJ/du)(du/dv) into the gradient of each input v that needs one. Call after
+ * nb_forward(g, loss). */
+nb_status nb_backward(nb_graph *g, nb_node *loss);
+
+const nb_tensor *nb_value(const nb_node *n);
+/* The gradient; its data is NULL when the node needs none. */
+const nb_tensor *nb_grad(const nb_node *n);
+const char *nb_node_name(const nb_node *n);
+/* The operator's name ("conv2d"), or "input", "const", "param". */
+const char *nb_node_op(const nb_node *n);
+
+/* The parameter block: *data and *grad (either may be NULL) receive the two
+ * contiguous buffers; returns their length in floats. */
+size_t nb_graph_params(nb_graph *g, float **data, float **grad);
+int nb_graph_param_count(const nb_graph *g);
+nb_node *nb_graph_param(const nb_graph *g, int i);
+/* Completed backward passes. Dropout draws its mask from (seed, step), so
+ * restoring the step on resume repeats the run exactly. */
+uint64_t nb_graph_step(const nb_graph *g);
+void nb_graph_set_step(nb_graph *g, uint64_t step);
+/* Bytes of activations, gradients and scratch the graph holds. */
+size_t nb_graph_memory(const nb_graph *g);
+
+/* ------------------------------------------------------------------------ */
+/* Operators                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Elementwise binary: b has a's shape, or is a vector of a.shape[1] entries
+ * (one per feature or channel) broadcast along the batch and spatial axes. */
+nb_node *nb_add(nb_graph *g, nb_node *a, nb_node *b);
+nb_node *nb_sub(nb_graph *g, nb_node *a, nb_node *b);
+nb_node *nb_mul(nb_graph *g, nb_node *a, nb_node *b);
+nb_node *nb_div(nb_graph *g, nb_node *a, nb_node *b);
+
+/* Elementwise unary. */
+nb_node *nb_neg(nb_graph *g, nb_node *a);
+nb_node *nb_scale(nb_graph *g, nb_node *a, float c);      /* c * a */
+nb_node *nb_add_scalar(nb_graph *g, nb_node *a, float c); /* a + c */
+nb_node *nb_square(nb_graph *g, nb_node *a);
+nb_node *nb_pow(nb_graph *g, nb_node *a, float p); /* a^p */
+nb_node *nb_exp(nb_graph *g, nb_node *a);
+nb_node *nb_log(nb_graph *g, nb_node *a);
+nb_node *nb_sqrt(nb_graph *g, nb_node *a);
+nb_node *nb_sin(nb_graph *g, nb_node *a);
+nb_node *nb_cos(nb_graph *g, nb_node *a);
+nb_node *nb_tanh(nb_graph *g, nb_node *a);
+nb_node *nb_sigmoid(nb_graph *g, nb_node *a);
+nb_node *nb_relu(nb_graph *g, nb_node *a); /* subgradient 0 at 0 */
+
+/* 2-D matrix product op(a) op(b), op = transpose when trans_* is nonzero. */
+nb_node *nb_matmul(nb_graph *g, nb_node *a, nb_node *b, int trans_a, int trans_b);
+/* y = x W^T + b. x is [N, ...] and is read as [N, in]; W is [out, in] as in
+ * PyTorch; b is [out] or NULL. y is [N, out]. */
+nb_node *nb_linear(nb_graph *g, nb_node *x, nb_node *w, nb_node *b);
+
+/* Reductions. The _all forms give a 1-element tensor of shape [1]; the axis
+ * forms remove that axis (a 1-D input gives shape [1]). */
+nb_node *nb_sum_all(nb_graph *g, nb_node *a);
+nb_node *nb_mean_all(nb_graph *g, nb_node *a);
+nb_node *nb_sum(nb_graph *g, nb_node *a, int axis);
+nb_node *nb_mean(nb_graph *g, nb_node *a, int axis);
+
+/* Views that share the input's memory. In nb_reshape, shape[0] == -1 means
+ * "the input's batch", so the view follows batch changes. nb_flatten gives
+ * [N, C*H*W]. */
+nb_node *nb_reshape(nb_graph *g, nb_node *a, int ndim, const int *shape);
+nb_node *nb_flatten(nb_graph *g, nb_node *a);
+
+/* Along axis 1 of a 2-D [N, classes] tensor; stable for large logits. */
+nb_node *nb_softmax(nb_graph *g, nb_node *a);
+nb_node *nb_log_softmax(nb_graph *g, nb_node *a);
+
+/* Losses give a scalar of shape [1]. labels holds class indices 0..C-1 as
+ * floats, shape [N]. */
+nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels); /* mean over N */
+/* Binary cross-entropy, mean over all elements, targets in [0, 1]. */
+nb_node *nb_bce(nb_graph *g, nb_node *probs, nb_node *targets);
+nb_node *nb_bce_with_logits(nb_graph *g, nb_node *logits, nb_node *targets);
+typedef enum nb_reduction { NB_REDUCE_SUM = 0, NB_REDUCE_MEAN = 1 } nb_reduction;
+/* J = 1/2 sum (y - t)^2, or that sum divided by the number of elements. */
+nb_node *nb_squared_error(nb_graph *g, nb_node *y, nb_node *target, nb_reduction reduction);
+
+/* Convolution with PyTorch's semantics: x is [N, C, H, W], w is
+ * [O, C, KH, KW], b is [O] or NULL; zero padding; y is [N, O, OH, OW] with
+ * OH = floor((H + 2*pad_h - KH) / stride_h) + 1. */
+nb_node *nb_conv2d(nb_graph *g, nb_node *x, nb_node *w, nb_node *b, int stride_h, int stride_w,
+                   int pad_h, int pad_w);
+/* Max pooling: the gradient goes to the first maximum of each window.
+ * Padding is -infinity (never chosen); pad <= kernel/2 as in PyTorch. */
+nb_node *nb_maxpool2d(nb_graph *g, nb_node *x, int kernel_h, int kernel_w, int stride_h,
+                      int stride_w, int pad_h, int pad_w);
+/* Average pooling; zero padding counts in the divisor (PyTorch's default). */
+nb_node *nb_avgpool2d(nb_graph *g, nb_node *x, int kernel_h, int kernel_w, int stride_h,
+                      int stride_w, int pad_h, int pad_w);
+/* Adaptive average pooling to out_h x out_w, with PyTorch's window bounds. */
+nb_node *nb_adaptive_avgpool2d(nb_graph *g, nb_node *x, int out_h, int out_w);
+/* Inverted dropout: in train mode zero each element with probability p and
+ * scale the rest by 1/(1-p); identity in eval mode. Seeded, so repeatable. */
+nb_node *nb_dropout(nb_graph *g, nb_node *x, float p, uint64_t seed);
+
+/* ------------------------------------------------------------------------ */
+/* Gradient check                                                            */
+/* ------------------------------------------------------------------------ */
+
+typedef struct nb_gradcheck_result {
+    double max_rel_error; /* worst |analytic - numeric| / max(|analytic|, |numeric|, 0.01) */
+    const nb_node *worst_node;
+    size_t worst_index;     /* element of worst_node where it occurred */
+    double worst_analytic, worst_numeric;
+    size_t checked;         /* number of elements compared */
+    double max_abs_grad;    /* largest |analytic| seen: 0 means a vacuous check */
+} nb_gradcheck_result;
+
+/* Compare the analytic gradient of scalar `loss` with respect to every
+ * parameter and every input marked nb_requires_grad against central finite
+ * differences with step eps. Inputs must already be fed. Leaves the graph
+ * evaluated at the unperturbed point, with its gradients. */
+nb_status nb_gradcheck(nb_graph *g, nb_node *loss, double eps, nb_gradcheck_result *result);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NABLA_H */

@@ -1,0 +1,146 @@
+/* internal.h — what the library's own files share and users never see: the
+ * node and graph structs, the operator contract, errors and allocation. */
+#ifndef NB_INTERNAL_H
+#define NB_INTERNAL_H
+
+#include "nabla.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+/* ---- errors ---------------------------------------------------------------
+ * nb_fail formats the thread's error message and returns `status`, so a
+ * failing path reads `return nb_fail(NB_ERR_SHAPE, "...", ...);`. */
+#if defined(__GNUC__)
+#define NB_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define NB_PRINTF(f, a)
+#endif
+nb_status nb_fail(nb_status status, const char *fmt, ...) NB_PRINTF(2, 3);
+/* Prefix the current message with more context: "file.idx: " + message. */
+nb_status nb_fail_prefix(nb_status status, const char *fmt, ...) NB_PRINTF(2, 3);
+
+/* ---- allocation -----------------------------------------------------------
+ * Every allocation goes through these so nb_set_allocator can redirect them.
+ * On failure they set the error message ("out of memory: N bytes for WHAT")
+ * and return NULL. */
+void *nb_alloc(size_t bytes, const char *what);
+void *nb_zalloc(size_t bytes, const char *what);
+void *nb_realloc(void *ptr, size_t bytes, const char *what);
+void nb_free(void *ptr);
+char *nb_strdup(const char *s, const char *what);
+/* a*b with overflow detection: false when the product overflows size_t. */
+bool nb_mul_size(size_t a, size_t b, size_t *out);
+
+/* ---- the operator contract ------------------------------------------------
+ * Each operator is one nb_op_def in src/ops/, with its shape rule, forward
+ * and backward side by side. The kind is a stable id (what a saved graph
+ * would store); nodes point at their def directly. */
+typedef enum nb_op_kind {
+    NB_OP_ADD, NB_OP_SUB, NB_OP_MUL, NB_OP_DIV,
+    NB_OP_NEG, NB_OP_SCALE, NB_OP_ADD_SCALAR, NB_OP_SQUARE, NB_OP_POW,
+    NB_OP_EXP, NB_OP_LOG, NB_OP_SQRT, NB_OP_SIN, NB_OP_COS,
+    NB_OP_TANH, NB_OP_SIGMOID, NB_OP_RELU,
+    NB_OP_MATMUL, NB_OP_LINEAR,
+    NB_OP_SUM_ALL, NB_OP_MEAN_ALL, NB_OP_SUM, NB_OP_MEAN,
+    NB_OP_RESHAPE, NB_OP_FLATTEN,
+    NB_OP_SOFTMAX, NB_OP_LOG_SOFTMAX,
+    NB_OP_SOFTMAX_CE, NB_OP_BCE, NB_OP_BCE_LOGITS, NB_OP_SQUARED_ERROR,
+    NB_OP_CONV2D, NB_OP_MAXPOOL2D, NB_OP_AVGPOOL2D, NB_OP_ADAPTIVE_AVGPOOL2D,
+    NB_OP_DROPOUT,
+    NB_OP_COUNT
+} nb_op_kind;
+
+typedef struct nb_op_def {
+    nb_op_kind kind;
+    const char *name;
+    /* Views (reshape, flatten) alias their input's value and gradient. */
+    bool is_view;
+    /* Set n->value's ndim and shape from the inputs' current shapes, and
+     * n->aux_bytes / n->workspace_bytes; report a mismatch naming the
+     * operator and both shapes. Runs at creation and again before each
+     * forward, so batch changes flow through. */
+    nb_status (*infer)(nb_node *n);
+    /* Compute n->value from the inputs. Never allocates: buffers and the
+     * shared workspace (n->graph->workspace) are sized beforehand. */
+    void (*forward)(nb_node *n);
+    /* ADD (dJ/dn)(dn/dv) into in[i]->grad.data for each input with
+     * needs_grad; never overwrite. */
+    void (*backward)(nb_node *n);
+} nb_op_def;
+
+typedef enum nb_node_kind { NB_NODE_INPUT, NB_NODE_CONST, NB_NODE_PARAM, NB_NODE_OP } nb_node_kind;
+
+#define NB_MAX_INPUTS 3
+
+/* Per-operator settings, fixed at creation. */
+typedef union nb_op_attr {
+    float scalar;                                   /* scale, add_scalar, pow */
+    int axis;                                       /* sum, mean */
+    struct { int trans_a, trans_b; } matmul;
+    struct { int ndim, shape[NB_MAX_DIMS]; } reshape;
+    struct { int stride_h, stride_w, pad_h, pad_w; } conv;
+    struct { int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w; } pool;
+    struct { int out_h, out_w; } adaptive;
+    struct { float p; uint64_t seed; } dropout;
+    nb_reduction reduction;                         /* squared_error */
+} nb_op_attr;
+
+struct nb_node {
+    nb_graph *graph;
+    int id;                      /* index in creation (= topological) order */
+    nb_node_kind kind;
+    const nb_op_def *op;         /* NULL for leaves */
+    nb_node *in[NB_MAX_INPUTS];
+    int n_in;
+    nb_op_attr attr;
+    char name[64];
+
+    nb_tensor value;             /* shape is current; data owned unless view/param */
+    nb_tensor grad;              /* same shape; data NULL when !needs_grad */
+    size_t value_cap, grad_cap;  /* floats allocated (0 for views and params) */
+    bool requires_grad;          /* user asked for it (inputs, constants) */
+    bool needs_grad;             /* derived before each forward */
+    bool batch_follows;          /* input: dim 0 is the batch */
+
+    /* What forward saves for backward (argmax indices, dropout mask, saved
+     * probabilities): aux_bytes wanted (set by infer), aux_cap held. */
+    void *aux;
+    size_t aux_bytes, aux_cap;
+    /* Scratch needed only during this node's forward or backward (im2col
+     * columns); the graph keeps one shared buffer of the largest size. */
+    size_t workspace_bytes;
+
+    size_t param_offset;         /* params: position in the parameter block */
+};
+
+struct nb_graph {
+    nb_node **nodes;
+    int n_nodes, nodes_cap;
+    float *param_data, *param_grad;  /* the one parameter block and its gradient */
+    size_t n_param_floats, param_cap;
+    void *workspace;
+    size_t workspace_cap;
+    unsigned char *reach;            /* per node: needed by the current target */
+    size_t reach_cap;
+    nb_status status;                /* first error met while building */
+    bool training;
+    /* Counts completed backward passes: dropout draws its mask from (seed,
+     * step), so a forward and its backward agree and a resumed run repeats. */
+    uint64_t step;
+    bool forward_done;               /* backward needs a forward first */
+    const nb_node *forward_target;
+};
+
+/* Create an operator node: checks inputs (NULL → propagate), runs infer,
+ * records the first error in the graph. Used by every op constructor. */
+nb_node *nb_node_new_op(nb_graph *g, const nb_op_def *op, nb_node *const *inputs, int n_in,
+                        const nb_op_attr *attr);
+
+/* Shape helpers for infer functions. */
+size_t nb_numel(int ndim, const int *shape);
+bool nb_same_shape(const nb_tensor *a, const nb_tensor *b);
+/* "add: shapes [2, 3] and [3, 2] do not match" style message. */
+nb_status nb_fail_shapes(const nb_node *n, const char *what, const nb_tensor *a, const nb_tensor *b);
+
+#endif
