@@ -250,6 +250,83 @@ nb_node *nb_adaptive_avgpool2d(nb_graph *g, nb_node *x, int out_h, int out_w);
 nb_node *nb_dropout(nb_graph *g, nb_node *x, float p, uint64_t seed);
 
 /* ------------------------------------------------------------------------ */
+/* Files: IDX data, datasets, images, safetensors                            */
+/* ------------------------------------------------------------------------ */
+
+/* Readers validate everything before use (magic, dimensions, sizes against
+ * the file's length, overflow) and fail with one line that names the file,
+ * what was wrong and where. Writers write a temporary file in the same
+ * directory, fsync it and rename it into place, so a failed or interrupted
+ * write leaves the previous file intact. */
+
+/* An IDX file of unsigned bytes (type 0x08), gzipped or plain. */
+typedef struct nb_idx {
+    int ndim;
+    int dims[NB_MAX_DIMS];
+    uint8_t *data; /* product of dims bytes */
+} nb_idx;
+
+nb_status nb_idx_read(const char *path, nb_idx *out);
+void nb_idx_free(nb_idx *idx);
+
+/* Images held as bytes (a 60,000-image set is 47 MB, not 188). */
+typedef struct nb_dataset {
+    int count, channels, height, width;
+    uint8_t *images; /* count x channels x height x width */
+    uint8_t *labels; /* count */
+} nb_dataset;
+
+/* The default data directory: Debian's dataset-fashion-mnist package. */
+#define NB_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/* Load split "train" or "t10k" from a directory holding the four standard
+ * MNIST file names (each plain or .gz): {split}-images-idx3-ubyte,
+ * {split}-labels-idx1-ubyte. Checks that the counts agree and labels are
+ * below 10. */
+nb_status nb_dataset_load_mnist(const char *dir, const char *split, nb_dataset *out);
+void nb_dataset_free(nb_dataset *d);
+
+/* Fill a batch: samples order[first .. first+count-1] (order NULL means
+ * file order) as floats x/255, then (x - mean[c]) / std[c] when mean and
+ * std are not NULL; labels as floats. x holds count*C*H*W floats. */
+void nb_dataset_batch(const nb_dataset *d, const uint32_t *order, size_t first, int count,
+                      const float *mean, const float *std, float *x, float *labels);
+
+/* Fisher-Yates shuffle of order[0..n-1] (filled with 0..n-1 first when
+ * reset is nonzero). */
+void nb_shuffle(uint32_t *order, size_t n, int reset, nb_rng *rng);
+
+/* Read a PNG (8- or 16-bit; gray, gray+alpha, RGB, RGBA or palette) or a
+ * binary/ASCII PGM into chw as floats x/255, channels first. channels is 1
+ * (RGB converted by ITU-R BT.601 luma) or 3 (gray replicated). The image must
+ * be exactly height x width, else NB_ERR_SHAPE naming both sizes. */
+nb_status nb_image_load(const char *path, int channels, int height, int width, float *chw);
+
+typedef struct nb_named_tensor {
+    const char *name;
+    nb_tensor tensor; /* shape to expect or write; data to fill or write */
+} nb_named_tensor;
+
+/* A metadata entry of a safetensors header ("__metadata__", string->string). */
+typedef struct nb_meta {
+    char key[64];
+    char value[256];
+} nb_meta;
+
+/* Write F32 tensors, little-endian, with optional metadata, atomically. */
+nb_status nb_safetensors_save(const char *path, const nb_named_tensor *tensors, int count,
+                              const nb_meta *meta, int meta_count);
+/* Read the tensors named in `tensors` (their shapes are what is expected,
+ * their data buffers are filled). Every name, shape and dtype is checked and
+ * all mismatches are reported at once; F32 is read as is, F64/F16/BF16 are
+ * converted. Tensors in the file that are not asked for are an error unless
+ * allow_extra. Up to meta_cap metadata entries go to meta (may be NULL) and
+ * their number to *meta_count (may be NULL). On failure no buffer is
+ * changed. */
+nb_status nb_safetensors_load(const char *path, const nb_named_tensor *tensors, int count,
+                              int allow_extra, nb_meta *meta, int meta_cap, int *meta_count);
+
+/* ------------------------------------------------------------------------ */
 /* Gradient check                                                            */
 /* ------------------------------------------------------------------------ */
 
