@@ -327,6 +327,58 @@ nb_status nb_safetensors_load(const char *path, const nb_named_tensor *tensors, 
                               int allow_extra, nb_meta *meta, int meta_cap, int *meta_count);
 
 /* ------------------------------------------------------------------------ */
+/* Optimizers and learning-rate schedules                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Update rules are torch.optim's, step for step, so a run can be compared
+ * with PyTorch's. They act on the flat parameter and gradient blocks. */
+typedef enum nb_optimizer_kind { NB_OPT_SGD, NB_OPT_ADAM, NB_OPT_ADAMW } nb_optimizer_kind;
+
+typedef enum nb_schedule_kind {
+    NB_SCHED_CONSTANT, /* lr */
+    NB_SCHED_STEP,     /* lr * gamma^floor(step / step_size) */
+    NB_SCHED_COSINE,   /* min_lr + (lr - min_lr) (1 + cos(pi step / total_steps)) / 2 */
+    NB_SCHED_INV       /* Caffe's inv: lr * (1 + gamma step)^-power */
+} nb_schedule_kind;
+
+typedef struct nb_optimizer_opts {
+    nb_optimizer_kind kind;
+    float lr;
+    float momentum;     /* SGD; dampening is 0 */
+    int nesterov;       /* SGD, needs momentum > 0 */
+    float weight_decay; /* SGD, Adam: L2 added to the gradient; AdamW: decoupled */
+    float beta1, beta2, eps; /* Adam, AdamW */
+    float clip_norm;    /* > 0: scale gradients so their global L2 norm is at most this */
+    nb_schedule_kind schedule;
+    int step_size;      /* STEP: steps between decays */
+    float gamma;        /* STEP, INV */
+    float power;        /* INV */
+    long total_steps;   /* COSINE: steps to anneal over */
+    float min_lr;       /* COSINE */
+} nb_optimizer_opts;
+
+typedef struct nb_optimizer nb_optimizer;
+
+/* torch.optim's defaults for the kind: lr 0.01 (SGD) or 0.001 (Adam, AdamW),
+ * betas (0.9, 0.999), eps 1e-8, AdamW weight decay 0.01, constant schedule. */
+nb_optimizer_opts nb_optimizer_defaults(nb_optimizer_kind kind);
+/* Checks the options (a negative lr, nesterov without momentum, ... are
+ * NB_ERR_ARG with a message naming the option). */
+nb_optimizer *nb_optimizer_new(const nb_optimizer_opts *opts, size_t n_params);
+void nb_optimizer_free(nb_optimizer *opt);
+/* One update of params from grads (grads may be scaled in place by
+ * clipping). Uses the schedule's lr for the current step, then advances it. */
+nb_status nb_optimizer_step(nb_optimizer *opt, float *params, float *grads);
+/* The learning rate the next step will use. */
+float nb_optimizer_lr(const nb_optimizer *opt);
+uint64_t nb_optimizer_steps(const nb_optimizer *opt);
+/* The optimizer's state for checkpoints: up to two buffers of n_params
+ * floats (momentum; or Adam's first and second moments), NULL where unused,
+ * and the step count. Setting the step restores a resumed run. */
+void nb_optimizer_state(nb_optimizer *opt, float **buf0, float **buf1);
+void nb_optimizer_set_steps(nb_optimizer *opt, uint64_t steps);
+
+/* ------------------------------------------------------------------------ */
 /* Gradient check                                                            */
 /* ------------------------------------------------------------------------ */
 
