@@ -28,7 +28,8 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EXAMPLES := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-all: $(BUILD)/libnabla.a $(BUILD)/libnabla.so $(BUILD)/nabla $(EXAMPLES) $(TESTS) $(BENCHES)
+all: $(BUILD)/libnabla.a $(BUILD)/libnabla.so $(BUILD)/nabla $(EXAMPLES) $(TESTS) $(BENCHES) \
+     $(BUILD)/tests/header_example
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tests/*.h)
 	@mkdir -p $(dir $@)
@@ -51,6 +52,13 @@ $(BUILD)/tests/support.o: tests/support.c tests/support.h include/nabla.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The worked example that opens nabla.h, cut out of the comment and compiled,
+# so the header's first lesson can never drift from the API.
+$(BUILD)/tests/header_example: include/nabla.h $(BUILD)/libnabla.a
+	@mkdir -p $(dir $@)
+	sed -n '/^ \*     #include <nabla.h>/,/^ \*     }$$/p' include/nabla.h | sed -e 's/^ \*     //' -e 's/^ \*$$//' > $@.c
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $@.c $(BUILD)/libnabla.a $(LDLIBS)
+
 $(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libnabla.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -66,7 +74,10 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fr
 sanitize:
 	$(MAKE) BUILD=build-san CC=clang OPT=-O1 EXTRA_CFLAGS="$(SAN_FLAGS)" EXTRA_LDFLAGS="$(SAN_FLAGS)" test
 
-check: test sanitize
+# One after the other, so each suite's closing line stands on its own.
+check:
+	$(MAKE) test
+	$(MAKE) sanitize
 
 clean:
 	rm -rf build build-san
