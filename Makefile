@@ -12,7 +12,7 @@ BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?=
 CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Werror -fopenmp -fPIC -Iinclude -Isrc \
-           -D_POSIX_C_SOURCE=200809L $(EXTRA_CFLAGS)
+           -fno-math-errno -D_POSIX_C_SOURCE=200809L $(EXTRA_CFLAGS)
 LDLIBS  += -lz -lpng -lcjson -lm
 LDFLAGS += -fopenmp $(EXTRA_LDFLAGS)
 
@@ -31,7 +31,7 @@ BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 all: $(BUILD)/libnabla.a $(BUILD)/libnabla.so $(BUILD)/nabla $(EXAMPLES) $(TESTS) $(BENCHES) \
      $(BUILD)/tests/header_example
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tests/*.h)
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tests/*.h tests/fixtures/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -79,8 +79,35 @@ check:
 	$(MAKE) test
 	$(MAKE) sanitize
 
-clean:
-	rm -rf build build-san
+# libFuzzer targets for every reader, built with clang, ASan and UBSan, each
+# run for FUZZ_SECONDS from the committed seed corpus in fuzz/corpus/NAME
+# (new inputs go to build-fuzz/corpus/NAME; crashes to build-fuzz/).
+FUZZ_SECONDS ?= 60
+FUZZ_SRC     := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 
-.PHONY: all test sanitize check clean
+fuzz-build:
+	@rm -f $(FUZZ_BINS)
+	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 EXTRA_CFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
+	        EXTRA_LDFLAGS="$(FUZZ_SAN)" build-fuzz/libnabla.a
+	$(MAKE) $(FUZZ_BINS)
+
+build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h
+	clang -std=c11 -g -O1 -Iinclude -fopenmp $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< build-fuzz/libnabla.a $(LDLIBS)
+
+fuzz: fuzz-build
+	@set -e; for bin in $(FUZZ_BINS); do \
+	    name=$${bin#build-fuzz/fuzz_}; mkdir -p build-fuzz/corpus/$$name; \
+	    echo "fuzzing $$name for $(FUZZ_SECONDS) s"; \
+	    if ! $$bin -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build-fuzz/$$name- \
+	          build-fuzz/corpus/$$name fuzz/corpus/$$name > build-fuzz/$$name.log 2>&1; then \
+	        tail -n 60 build-fuzz/$$name.log; echo "fuzz: $$name found a failure"; exit 1; fi; \
+	    grep -E 'stat::number_of_executed_units' build-fuzz/$$name.log; \
+	done
+
+clean:
+	rm -rf build build-san build-fuzz
+
+.PHONY: all test sanitize check clean fuzz fuzz-build
 .SECONDARY:
