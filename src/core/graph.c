@@ -71,10 +71,15 @@ static nb_status check_leaf_shape(const char *what, const char *name, int ndim, 
     if (ndim < 1 || ndim > NB_MAX_DIMS || !shape)
         return nb_fail(NB_ERR_SHAPE, "%s '%s': %d dimensions given, expected 1 to %d", what,
                        name ? name : "", ndim, NB_MAX_DIMS);
-    for (int i = 0; i < ndim; i++)
+    size_t count = sizeof(float);
+    for (int i = 0; i < ndim; i++) {
         if (shape[i] <= 0)
             return nb_fail(NB_ERR_SHAPE, "%s '%s': dimension %d is %d, expected > 0", what,
                            name ? name : "", i, shape[i]);
+        if (!nb_mul_size(count, (size_t)shape[i], &count))
+            return nb_fail(NB_ERR_SHAPE, "%s '%s': the shape's size in bytes overflows", what,
+                           name ? name : "");
+    }
     return NB_OK;
 }
 
@@ -193,7 +198,13 @@ void nb_requires_grad(nb_node *n, int on) {
 }
 
 const nb_tensor *nb_value(const nb_node *n) { return n ? &n->value : NULL; }
-const nb_tensor *nb_grad(const nb_node *n) { return n ? &n->grad : NULL; }
+/* A node that needs no gradient may still hold a buffer from an earlier
+ * training-mode plan; callers see data NULL all the same. */
+const nb_tensor *nb_grad(const nb_node *n) {
+    static const nb_tensor none = {0, {0}, NULL};
+    if (!n) return NULL;
+    return n->needs_grad || (n->kind == NB_NODE_PARAM) ? &n->grad : &none;
+}
 const char *nb_node_name(const nb_node *n) { return n ? n->name : ""; }
 
 const char *nb_node_op(const nb_node *n) {
@@ -247,8 +258,9 @@ nb_status nb_fail_shapes(const nb_node *n, const char *what, const nb_tensor *a,
     char sa[64], sb[64];
     nb_shape_str(a, sa, sizeof sa);
     nb_shape_str(b, sb, sizeof sb);
-    return nb_fail(NB_ERR_SHAPE, "%s%s%s: %s: got %s and %s", n->op->name, n->name[0] ? " " : "",
-                   n->name, what, sa, sb);
+    bool named = n->name[0] && strcmp(n->name, n->op->name) != 0;
+    return nb_fail(NB_ERR_SHAPE, "%s%s%s: %s: got %s and %s", n->op->name, named ? " " : "",
+                   named ? n->name : "", what, sa, sb);
 }
 
 nb_node *nb_node_new_op(nb_graph *g, const nb_op_def *op, nb_node *const *inputs, int n_in,
@@ -323,6 +335,10 @@ static nb_status plan(nb_graph *g) {
         if (!n->op->is_view) {
             if (ensure_value(n)) return NB_ERR_NOMEM;
             if (n->needs_grad && ensure_grad(n)) return NB_ERR_NOMEM;
+        } else {
+            /* Inputs are planned first, so their buffers are final here. */
+            n->value.data = n->in[0]->value.data;
+            n->grad.data = n->in[0]->grad.data;
         }
         if (n->aux_bytes > n->aux_cap) {
             void *p = nb_realloc(n->aux, n->aux_bytes, "saved state for backward");
