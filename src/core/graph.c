@@ -40,7 +40,9 @@ void nb_graph_free(nb_graph *g) {
 nb_status nb_graph_status(const nb_graph *g) { return g ? g->status : NB_ERR_ARG; }
 
 void nb_set_training(nb_graph *g, int training) {
-    if (g) g->training = training != 0;
+    if (!g || g->training == (training != 0)) return;
+    g->training = training != 0;
+    g->forward_done = false; /* what an eval forward saved is no basis for backward */
 }
 
 /* Remember the first error; later ones are consequences of it. */

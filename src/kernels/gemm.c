@@ -1,5 +1,34 @@
-/* gemm.c — single-precision matrix multiply. */
+/* gemm.c — single-precision matrix multiply.
+ *
+ * The classic packed, cache-blocked scheme (Goto and van de Geijn): op(B) is
+ * cut into KC x NC panels that are packed into NR-wide slivers, op(A) into
+ * MC x KC blocks packed into MR-tall slivers, and a register-blocked
+ * micro-kernel multiplies one A sliver by one B sliver into an MR x NR tile
+ * of C. Packing makes the kernel's loads contiguous and keeps the B sliver in
+ * L1 and the A block in L2 while they are reused.
+ *
+ * Determinism: threads split only the tiles of C, never K. Every element is
+ * summed the same way (k in order within a KC block by the kernel, then the
+ * KC blocks one after another into C, always starting at k = 0) whichever
+ * thread computes it, so results do not depend on the thread count.
+ *
+ * The micro-kernels are compiled for AVX-512 and AVX2 through function
+ * target attributes and chosen at run time, so the library itself still runs
+ * on any x86-64 CPU; a portable C kernel serves everywhere else. */
 #include "kernels/kernels.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define NB_X86_KERNELS 1
+#include <immintrin.h>
+#endif
 
 void nb_sgemm_reference(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                         int lda, const float *B, int ldb, float beta, float *C, int ldc) {
@@ -16,8 +45,389 @@ void nb_sgemm_reference(int trans_a, int trans_b, int M, int N, int K, float alp
         }
 }
 
-/* Placeholder until the blocked kernel lands: correct, not fast. */
+/* ---- micro-kernels ----------------------------------------------------------
+ * Each computes one full MR x NR tile: acc = sum over k of a[k*MR + i] *
+ * b[k*NR + j] (the packed slivers), then c = alpha*acc + beta*c, where
+ * beta == 0 means c is not read. The store is a multiply and an add, not an
+ * FMA, so that edge tiles, finished in scalar code from a kernel run with
+ * alpha = 1, beta = 0, round exactly like full ones. */
+typedef void (*ukernel_fn)(int kc, const float *a, const float *b, float *c, int ldc, float alpha,
+                           float beta);
+
+#define MR_MAX 8
+#define NR_MAX 32
+
+#define GEN_MR 4
+#define GEN_NR 16
+
+static void kernel_generic(int kc, const float *a, const float *b, float *c, int ldc, float alpha,
+                           float beta) {
+    float acc[GEN_MR][GEN_NR] = {{0}};
+    for (int k = 0; k < kc; k++, a += GEN_MR, b += GEN_NR)
+        for (int i = 0; i < GEN_MR; i++)
+            for (int j = 0; j < GEN_NR; j++) acc[i][j] += a[i] * b[j];
+    for (int i = 0; i < GEN_MR; i++)
+        for (int j = 0; j < GEN_NR; j++) {
+            float *cij = &c[(size_t)i * ldc + j];
+            *cij = alpha * acc[i][j] + (beta == 0.0f ? 0.0f : beta * *cij);
+        }
+}
+
+#ifdef NB_X86_KERNELS
+/* Rows are spelled out by macros rather than loops over arrays of vectors:
+ * the accumulators must live in registers, and an array invites spills. */
+#define AVX2_FMA_ROW(i)                                                                        \
+    do {                                                                                       \
+        __m256 ai = _mm256_broadcast_ss(a + (i));                                              \
+        c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0);                                            \
+        c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);                                            \
+    } while (0)
+#define AVX2_STORE_ROW(i)                                                                      \
+    do {                                                                                       \
+        float *ci = c + (size_t)(i) * ldc;                                                     \
+        __m256 v0 = _mm256_mul_ps(va, c##i##0), v1 = _mm256_mul_ps(va, c##i##1);               \
+        if (beta != 0.0f) {                                                                    \
+            v0 = _mm256_add_ps(v0, _mm256_mul_ps(vb, _mm256_loadu_ps(ci)));                    \
+            v1 = _mm256_add_ps(v1, _mm256_mul_ps(vb, _mm256_loadu_ps(ci + 8)));                \
+        }                                                                                      \
+        _mm256_storeu_ps(ci, v0);                                                              \
+        _mm256_storeu_ps(ci + 8, v1);                                                          \
+    } while (0)
+
+/* 6 x 16: twelve ymm accumulators, two for B and one broadcast of 16. */
+__attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float *a, const float *b,
+                                                            float *c, int ldc, float alpha,
+                                                            float beta) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int k = 0; k < kc; k++, a += 6, b += 16) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        AVX2_FMA_ROW(0);
+        AVX2_FMA_ROW(1);
+        AVX2_FMA_ROW(2);
+        AVX2_FMA_ROW(3);
+        AVX2_FMA_ROW(4);
+        AVX2_FMA_ROW(5);
+    }
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    AVX2_STORE_ROW(0);
+    AVX2_STORE_ROW(1);
+    AVX2_STORE_ROW(2);
+    AVX2_STORE_ROW(3);
+    AVX2_STORE_ROW(4);
+    AVX2_STORE_ROW(5);
+}
+
+#define AVX512_FMA_ROW(i)                                                                      \
+    do {                                                                                       \
+        __m512 ai = _mm512_set1_ps(a[i]);                                                      \
+        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                                            \
+        c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                                            \
+    } while (0)
+#define AVX512_STORE_ROW(i)                                                                    \
+    do {                                                                                       \
+        float *ci = c + (size_t)(i) * ldc;                                                     \
+        __m512 v0 = _mm512_mul_ps(va, c##i##0), v1 = _mm512_mul_ps(va, c##i##1);               \
+        if (beta != 0.0f) {                                                                    \
+            v0 = _mm512_add_ps(v0, _mm512_mul_ps(vb, _mm512_loadu_ps(ci)));                    \
+            v1 = _mm512_add_ps(v1, _mm512_mul_ps(vb, _mm512_loadu_ps(ci + 16)));               \
+        }                                                                                      \
+        _mm512_storeu_ps(ci, v0);                                                              \
+        _mm512_storeu_ps(ci + 16, v1);                                                         \
+    } while (0)
+
+/* 6 x 32: twelve zmm accumulators; per k, 12 FMAs against 2 loads and 6
+ * broadcasts, so the FMA units rather than the load ports set the pace. */
+__attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float *a,
+                                                             const float *b, float *c, int ldc,
+                                                             float alpha, float beta) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    for (int k = 0; k < kc; k++, a += 6, b += 32) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        AVX512_FMA_ROW(0);
+        AVX512_FMA_ROW(1);
+        AVX512_FMA_ROW(2);
+        AVX512_FMA_ROW(3);
+        AVX512_FMA_ROW(4);
+        AVX512_FMA_ROW(5);
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    AVX512_STORE_ROW(0);
+    AVX512_STORE_ROW(1);
+    AVX512_STORE_ROW(2);
+    AVX512_STORE_ROW(3);
+    AVX512_STORE_ROW(4);
+    AVX512_STORE_ROW(5);
+}
+#endif
+
+/* A micro-kernel and the blocking that suits it: an MC x KC block of A stays
+ * in L2 while each KC x NR sliver of B, held in L1, meets all of it; a
+ * KC x NC panel of B stays in L3. KC is long enough that loading and storing
+ * the C tile is a small part of each kernel call. */
+typedef struct {
+    const char *name;
+    int mr, nr, kc, mc, nc;
+    ukernel_fn fn;
+} gemm_kernel;
+
+static const gemm_kernel generic_kernel = {"generic", GEN_MR, GEN_NR, 256, 64, 1024, kernel_generic};
+#ifdef NB_X86_KERNELS
+static const gemm_kernel avx2_kernel = {"avx2", 6, 16, 256, 120, 2048, kernel_avx2};
+static const gemm_kernel avx512_kernel = {"avx512", 6, 32, 256, 120, 2048, kernel_avx512};
+#endif
+
+static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
+static const gemm_kernel *detected;
+static const gemm_kernel *forced;
+
+static void detect(void) {
+    detected = &generic_kernel;
+#ifdef NB_X86_KERNELS
+    if (nb_cpu_has_avx2_fma()) detected = &avx2_kernel;
+    if (nb_cpu_has_avx512f()) detected = &avx512_kernel;
+#endif
+}
+
+static const gemm_kernel *current_kernel(void) {
+    pthread_once(&detect_once, detect);
+    return forced ? forced : detected;
+}
+
+int nb_gemm_use(nb_gemm_path path) {
+    switch (path) {
+    case NB_GEMM_AUTO: forced = NULL; return 1;
+    case NB_GEMM_GENERIC: forced = &generic_kernel; return 1;
+#ifdef NB_X86_KERNELS
+    case NB_GEMM_AVX2:
+        if (!nb_cpu_has_avx2_fma()) return 0;
+        forced = &avx2_kernel;
+        return 1;
+    case NB_GEMM_AVX512:
+        if (!nb_cpu_has_avx512f()) return 0;
+        forced = &avx512_kernel;
+        return 1;
+#endif
+    default: return 0;
+    }
+}
+
+const char *nb_gemm_kernel_name(void) { return current_kernel()->name; }
+
+/* ---- packing buffers --------------------------------------------------------
+ * One buffer per calling thread, grown on demand and kept, so steady-state
+ * calls allocate nothing and concurrent callers never share one. It comes
+ * from the C library, not nb_alloc: a kernel cannot report failure (it falls
+ * back to the reference loop instead, whose rounding differs, a price paid
+ * only when memory has run out), and a cache that outlives any graph
+ * must not live in an embedder's heap that may be torn down. A thread-exit
+ * destructor frees it for threads other than the main one. */
+static _Thread_local struct {
+    float *data;
+    size_t cap;
+} pack;
+static pthread_key_t pack_key;
+static pthread_once_t pack_key_once = PTHREAD_ONCE_INIT;
+static bool pack_key_ok;
+
+static void free_pack(void *p) { free(p); }
+static void make_pack_key(void) { pack_key_ok = pthread_key_create(&pack_key, free_pack) == 0; }
+
+static float *pack_space(size_t floats) {
+    if (floats <= pack.cap) return pack.data;
+    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes);
+    if (!p) return NULL;
+    free(pack.data);
+    pack.data = p;
+    pack.cap = floats;
+    pthread_once(&pack_key_once, make_pack_key);
+    if (pack_key_ok) pthread_setspecific(pack_key, p);
+    return p;
+}
+
+/* ---- packing ---------------------------------------------------------------- */
+
+/* Rows i0 .. i0+rows-1 (rows <= mr) and columns p0 .. p0+kc-1 of op(A) into
+ * dst[k*mr + r], zero-filled up to mr rows. */
+static void pack_a(int trans_a, const float *A, int lda, int i0, int rows, int p0, int kc, int mr,
+                   float *dst) {
+    if (trans_a) {
+        for (int k = 0; k < kc; k++) {
+            const float *src = A + (size_t)(p0 + k) * lda + i0;
+            float *d = dst + (size_t)k * mr;
+            for (int r = 0; r < rows; r++) d[r] = src[r];
+            for (int r = rows; r < mr; r++) d[r] = 0.0f;
+        }
+        return;
+    }
+    for (int r = 0; r < rows; r++) {
+        const float *src = A + (size_t)(i0 + r) * lda + p0;
+        for (int k = 0; k < kc; k++) dst[(size_t)k * mr + r] = src[k];
+    }
+    for (int r = rows; r < mr; r++)
+        for (int k = 0; k < kc; k++) dst[(size_t)k * mr + r] = 0.0f;
+}
+
+/* Rows p0 .. p0+kc-1 and columns j0 .. j0+cols-1 (cols <= nr) of op(B) into
+ * dst[k*nr + j], zero-filled up to nr columns. */
+static void pack_b(int trans_b, const float *B, int ldb, int p0, int kc, int j0, int cols, int nr,
+                   float *dst) {
+    if (!trans_b) {
+        for (int k = 0; k < kc; k++) {
+            const float *src = B + (size_t)(p0 + k) * ldb + j0;
+            float *d = dst + (size_t)k * nr;
+            /* Fixed-size chunks, which the compiler turns into vector moves:
+             * a call to memcpy costs more than copying one short row. */
+            int j = 0;
+            for (; j + 16 <= cols; j += 16) memcpy(d + j, src + j, 16 * sizeof(float));
+            for (; j < cols; j++) d[j] = src[j];
+            for (; j < nr; j++) d[j] = 0.0f;
+        }
+        return;
+    }
+    /* A transpose: walk k in short runs so the reads stay sequential in each
+     * of the nr source rows and the writes stay inside a few cache lines. */
+    enum { RUN = 16 };
+    for (int k0 = 0; k0 < kc; k0 += RUN) {
+        int k1 = k0 + RUN < kc ? k0 + RUN : kc;
+        for (int j = 0; j < cols; j++) {
+            const float *src = B + (size_t)(j0 + j) * ldb + p0;
+            for (int k = k0; k < k1; k++) dst[(size_t)k * nr + j] = src[k];
+        }
+        for (int j = cols; j < nr; j++)
+            for (int k = k0; k < k1; k++) dst[(size_t)k * nr + j] = 0.0f;
+    }
+}
+
+/* ---- the blocked product ------------------------------------------------------ */
+
+static void run_tile(const gemm_kernel *kr, int kc, const float *a, const float *b, float *c,
+                     int ldc, int rows, int cols, float alpha, float beta) {
+    if (rows == kr->mr && cols == kr->nr) {
+        kr->fn(kc, a, b, c, ldc, alpha, beta);
+        return;
+    }
+    _Alignas(64) float tmp[MR_MAX * NR_MAX];
+    kr->fn(kc, a, b, tmp, kr->nr, 1.0f, 0.0f);
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) {
+            float *cij = &c[(size_t)i * ldc + j];
+            *cij = alpha * tmp[i * kr->nr + j] + (beta == 0.0f ? 0.0f : beta * *cij);
+        }
+}
+
+static void scale_c(int M, int N, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
+        else
+            for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+}
+
+static inline int min_int(int a, int b) { return a < b ? a : b; }
+static inline int round_up(int x, int to) { return (x + to - 1) / to * to; }
+
+/* Below this many multiply-adds a parallel region costs more than it saves. */
+#define PARALLEL_MIN_WORK (64.0 * 64.0 * 64.0)
+
+typedef struct {
+    int trans_a, trans_b, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+} gemm_args;
+
+/* Rows [m0, m1) and columns [n0, n1) of C, with the calling thread's own
+ * packing buffers. The KC blocks always start at k = 0, so how C is cut
+ * into such rectangles never changes how an element is summed. */
+static void gemm_rect(const gemm_kernel *kr, const gemm_args *g, int m0, int m1, int n0, int n1) {
+    if (m0 >= m1 || n0 >= n1) return;
+    const int mr = kr->mr, nr = kr->nr, K = g->K;
+    const int kc_max = min_int(kr->kc, K);
+    const int nc_max = min_int(kr->nc, round_up(n1 - n0, nr));
+    const int mc_max = min_int(kr->mc, round_up(m1 - m0, mr));
+    const size_t a_floats = (size_t)round_up(mc_max, 16) * kc_max;
+    float *space = pack_space(a_floats + (size_t)kc_max * nc_max);
+    if (!space) {
+        const float *a = g->A + (g->trans_a ? (size_t)m0 : (size_t)m0 * g->lda);
+        const float *b = g->B + (g->trans_b ? (size_t)n0 * g->ldb : (size_t)n0);
+        nb_sgemm_reference(g->trans_a, g->trans_b, m1 - m0, n1 - n0, K, g->alpha, a, g->lda, b,
+                           g->ldb, g->beta, g->C + (size_t)m0 * g->ldc + n0, g->ldc);
+        return;
+    }
+    float *pa = space, *pb = space + a_floats;
+    for (int jc = n0; jc < n1; jc += nc_max) {
+        const int nc = min_int(nc_max, n1 - jc), b_slivers = (nc + nr - 1) / nr;
+        for (int pc = 0; pc < K; pc += kc_max) {
+            const int kc = min_int(kc_max, K - pc);
+            /* Later KC blocks add onto what the earlier ones left in C. */
+            const float beta = pc == 0 ? g->beta : 1.0f;
+            for (int s = 0; s < b_slivers; s++)
+                pack_b(g->trans_b, g->B, g->ldb, pc, kc, jc + s * nr, min_int(nr, nc - s * nr), nr,
+                       pb + (size_t)s * nr * kc);
+            for (int ic = m0; ic < m1; ic += mc_max) {
+                const int mc = min_int(mc_max, m1 - ic), a_slivers = (mc + mr - 1) / mr;
+                for (int s = 0; s < a_slivers; s++)
+                    pack_a(g->trans_a, g->A, g->lda, ic + s * mr, min_int(mr, mc - s * mr), pc, kc,
+                           mr, pa + (size_t)s * mr * kc);
+                /* B-sliver-major: consecutive tiles reuse the B sliver in L1. */
+                for (int js = 0; js < b_slivers; js++)
+                    for (int is = 0; is < a_slivers; is++) {
+                        const int i = ic + is * mr, j = jc + js * nr;
+                        run_tile(kr, kc, pa + (size_t)is * mr * kc, pb + (size_t)js * nr * kc,
+                                 g->C + (size_t)i * g->ldc + j, g->ldc, min_int(mr, m1 - i),
+                                 min_int(nr, n1 - j), g->alpha, beta);
+                    }
+            }
+        }
+    }
+}
+
+/* Cut the grid of MR x NR tiles into tm x tn rectangles, one per thread,
+ * minimising the busiest thread's work per step of k: its multiply-adds
+ * plus the panels it packs (a packed float costs roughly what a few
+ * multiply-adds do). */
+static void split_threads(const gemm_kernel *kr, int threads, int m_slivers, int n_slivers,
+                          int *tm, int *tn) {
+    double best = -1;
+    for (int d = 1; d <= threads; d++) {
+        if (threads % d) continue;
+        int rows = threads / d;
+        double ms = (m_slivers + rows - 1) / rows, ns = (n_slivers + d - 1) / d;
+        double cost = ms * ns * kr->mr * kr->nr + 4.0 * (ms * kr->mr + ns * kr->nr);
+        if (best < 0 || cost < best) best = cost, *tm = rows, *tn = d;
+    }
+}
+
+/* Each thread packs its own panels and owns one rectangle of C, so the
+ * threads never wait on each other: no barrier but the closing one. That
+ * matters on a loaded machine, where a barrier waits for a descheduled
+ * thread's next time slice. Packing is repeated across threads, which costs
+ * little next to the product. */
 void nb_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc) {
-    nb_sgemm_reference(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    const gemm_kernel *kr = current_kernel();
+    const gemm_args g = {trans_a, trans_b, K, lda, ldb, ldc, alpha, beta, A, B, C};
+    const int m_slivers = (M + kr->mr - 1) / kr->mr, n_slivers = (N + kr->nr - 1) / kr->nr;
+#pragma omp parallel if ((double)M * N * K >= PARALLEL_MIN_WORK)
+    {
+        int threads = 1, t = 0, tm = 1, tn = 1;
+#ifdef _OPENMP
+        threads = omp_get_num_threads();
+        t = omp_get_thread_num();
+#endif
+        split_threads(kr, threads, m_slivers, n_slivers, &tm, &tn);
+        const int ti = t / tn, tj = t % tn;
+        const int s0 = (int)((long)m_slivers * ti / tm), s1 = (int)((long)m_slivers * (ti + 1) / tm);
+        const int r0 = (int)((long)n_slivers * tj / tn), r1 = (int)((long)n_slivers * (tj + 1) / tn);
+        gemm_rect(kr, &g, s0 * kr->mr, min_int(M, s1 * kr->mr), r0 * kr->nr, min_int(N, r1 * kr->nr));
+    }
 }

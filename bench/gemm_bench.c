@@ -1,0 +1,72 @@
+/* gemm_bench.c — GFLOP/s of nb_sgemm on 1024^3 and on the products a small
+ * CNN's conv layers make, at 1 and 2 threads, for the micro-kernel the CPU
+ * picks (and, on the square product, the others it could run).
+ *
+ *     ./build/bench/gemm_bench [seconds per measurement, default 0.3]
+ */
+#include "kernels/kernels.h"
+#include "nabla.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    const char *what;
+    int ta, tb, m, n, k;
+} shape;
+
+/* Repeat for about `seconds` and report the best single run. */
+static double gflops(const shape *s, double seconds) {
+    int lda = s->ta ? s->m : s->k, ldb = s->tb ? s->k : s->n;
+    float *a = malloc((size_t)s->m * s->k * sizeof(float));
+    float *b = malloc((size_t)s->k * s->n * sizeof(float));
+    float *c = malloc((size_t)s->m * s->n * sizeof(float));
+    nb_rng rng;
+    nb_rng_seed(&rng, 1);
+    for (size_t i = 0; i < (size_t)s->m * s->k; i++) a[i] = nb_rng_uniform(&rng) - 0.5f;
+    for (size_t i = 0; i < (size_t)s->k * s->n; i++) b[i] = nb_rng_uniform(&rng) - 0.5f;
+    nb_sgemm(s->ta, s->tb, s->m, s->n, s->k, 1.0f, a, lda, b, ldb, 0.0f, c, s->n); /* warm up */
+    double best = 1e30, start = now();
+    do {
+        double t0 = now();
+        nb_sgemm(s->ta, s->tb, s->m, s->n, s->k, 1.0f, a, lda, b, ldb, 0.0f, c, s->n);
+        double t = now() - t0;
+        if (t < best) best = t;
+    } while (now() - start < seconds);
+    free(a), free(b), free(c);
+    return 2.0 * s->m * s->n * s->k / best * 1e-9;
+}
+
+int main(int argc, char **argv) {
+    double seconds = argc > 1 ? atof(argv[1]) : 0.3;
+    const shape shapes[] = {
+        {"square 1024^3", 0, 0, 1024, 1024, 1024},
+        {"conv fwd  32 x 9 x 50176 (W cols, 3x3 on 1ch, batch 64 28x28)", 0, 0, 32, 50176, 9},
+        {"conv fwd  64 x 288 x 12544 (W cols, 3x3 32->64, batch 64 14x14)", 0, 0, 64, 12544, 288},
+        {"conv dW   64 x 288 x 12544 (dY cols^T)", 0, 1, 64, 288, 12544},
+        {"conv dcol 288 x 12544 x 64 (W^T dY)", 1, 0, 288, 12544, 64},
+    };
+    const nb_gemm_path paths[] = {NB_GEMM_AUTO, NB_GEMM_AVX2, NB_GEMM_GENERIC};
+    for (int p = 0; p < 3; p++) {
+        if (!nb_gemm_use(paths[p]) || (p > 0 && paths[p] == NB_GEMM_AVX2 && !nb_cpu_has_avx512f()))
+            continue; /* AVX2 is shown only as the alternative to AVX-512 */
+        printf("micro-kernel: %s\n", nb_gemm_kernel_name());
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            if (p > 0 && i > 0) break; /* the other kernels: the square product only */
+            nb_set_threads(1);
+            double one = gflops(&shapes[i], seconds);
+            nb_set_threads(2);
+            double two = gflops(&shapes[i], seconds);
+            printf("  %-66s %7.1f GFLOP/s (1 thread) %7.1f GFLOP/s (2 threads)\n", shapes[i].what,
+                   one, two);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,229 @@
+/* test_gemm.c — nb_sgemm against a double-precision triple loop on awkward
+ * shapes, every transpose combination, alpha/beta values, padded leading
+ * dimensions and garbage in C; each SIMD micro-kernel the CPU has against
+ * the portable one; and bit-identical results for 1 and 2 threads. */
+#include "support.h"
+
+#include "kernels/kernels.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int ta, tb, m, n, k, lda, ldb, ldc;
+    float alpha, beta;
+} gemm_case;
+
+/* Stored shapes: A is m x k (k x m when transposed), B is k x n (n x k). */
+static size_t a_size(const gemm_case *c) { return (size_t)(c->ta ? c->k : c->m) * c->lda; }
+static size_t b_size(const gemm_case *c) { return (size_t)(c->tb ? c->n : c->k) * c->ldb; }
+static size_t c_size(const gemm_case *c) { return (size_t)c->m * c->ldc; }
+
+static gemm_case make_case(int ta, int tb, int m, int n, int k, int pad, float alpha, float beta) {
+    gemm_case c = {ta, tb, m, n, k, 0, 0, 0, alpha, beta};
+    c.lda = (ta ? m : k) + pad;
+    c.ldb = (tb ? k : n) + pad;
+    c.ldc = n + pad;
+    return c;
+}
+
+static void run(const gemm_case *c, const float *a, const float *b, float *out) {
+    nb_sgemm(c->ta, c->tb, c->m, c->n, c->k, c->alpha, a, c->lda, b, c->ldb, c->beta, out, c->ldc);
+}
+
+/* Every element within the standard floating-point bound of its dot
+ * product, with the reference in double; padding columns of C untouched. */
+static void check_case(const gemm_case *c, nb_rng *rng) {
+    float *a = malloc(a_size(c) * sizeof(float)), *b = malloc(b_size(c) * sizeof(float));
+    float *c0 = malloc(c_size(c) * sizeof(float)), *out = malloc(c_size(c) * sizeof(float));
+    fill_uniform(a, a_size(c), -1, 1, rng);
+    fill_uniform(b, b_size(c), -1, 1, rng);
+    fill_uniform(c0, c_size(c), -1, 1, rng);
+    if (c->beta == 0.0f) /* C must not be read: NaN would poison the result */
+        for (size_t i = 0; i < c_size(c); i++) c0[i] = (i % 3) ? NAN : INFINITY;
+    memcpy(out, c0, c_size(c) * sizeof(float));
+    run(c, a, b, out);
+    for (int i = 0; i < c->m; i++) {
+        for (int j = 0; j < c->n; j++) {
+            double acc = 0, bound = 0;
+            for (int p = 0; p < c->k; p++) {
+                double x = c->ta ? a[(size_t)p * c->lda + i] : a[(size_t)i * c->lda + p];
+                double y = c->tb ? b[(size_t)j * c->ldb + p] : b[(size_t)p * c->ldb + j];
+                acc += x * y;
+                bound += fabs(x * y);
+            }
+            double cij = c0[(size_t)i * c->ldc + j];
+            double want = c->alpha * acc + (c->beta == 0.0f ? 0.0 : c->beta * cij);
+            bound = fabs(c->alpha) * bound + (c->beta == 0.0f ? 0.0 : fabs(c->beta * cij));
+            double tol = 2.0 * (c->k + 3) * FLT_EPSILON * bound + 1e-30;
+            double got = out[(size_t)i * c->ldc + j];
+            if (!(fabs(got - want) <= tol)) {
+                print_error("ta %d tb %d m %d n %d k %d alpha %g beta %g: C[%d][%d] = %.9g, want %.9g\n",
+                            c->ta, c->tb, c->m, c->n, c->k, c->alpha, c->beta, i, j, got, want);
+                fail();
+            }
+        }
+        for (int j = c->n; j < c->ldc; j++) {
+            size_t at = (size_t)i * c->ldc + j;
+            assert_memory_equal(&out[at], &c0[at], sizeof(float));
+        }
+    }
+    free(a), free(b), free(c0), free(out);
+}
+
+static const int sizes[] = {1, 7, 17, 63, 65, 257};
+enum { N_SIZES = sizeof sizes / sizeof sizes[0] };
+static const float alphas[] = {1.0f, -0.5f, 2.0f};
+static const float betas[] = {0.0f, 1.0f, 0.3f, -1.5f};
+
+/* All shape triples and transposes, cycling alpha, beta and padding. */
+static void check_all_shapes(int thorough) {
+    nb_rng rng;
+    nb_rng_seed(&rng, 42);
+    int count = 0;
+    for (int t = 0; t < 4; t++)
+        for (int mi = 0; mi < N_SIZES; mi++)
+            for (int ni = 0; ni < N_SIZES; ni++)
+                for (int ki = 0; ki < N_SIZES; ki++, count++) {
+                    /* The SIMD paths skip the largest cubes to keep the test short. */
+                    if (!thorough && sizes[mi] * sizes[ni] * sizes[ki] > 65 * 65 * 257) continue;
+                    gemm_case c = make_case(t & 1, t >> 1, sizes[mi], sizes[ni], sizes[ki],
+                                            (count % 3) * 3, alphas[count % 3], betas[count % 4]);
+                    check_case(&c, &rng);
+                }
+}
+
+static void test_awkward_shapes_auto(void **s) {
+    (void)s;
+    nb_gemm_use(NB_GEMM_AUTO);
+    print_message("micro-kernel: %s\n", nb_gemm_kernel_name());
+    check_all_shapes(1);
+}
+
+static void test_awkward_shapes_each_kernel(void **s) {
+    (void)s;
+    const nb_gemm_path paths[] = {NB_GEMM_GENERIC, NB_GEMM_AVX2, NB_GEMM_AVX512};
+    for (int p = 0; p < 3; p++) {
+        if (!nb_gemm_use(paths[p])) {
+            print_message("micro-kernel %d not available here, skipped\n", (int)paths[p]);
+            continue;
+        }
+        check_all_shapes(0);
+    }
+    nb_gemm_use(NB_GEMM_AUTO);
+}
+
+/* Each SIMD kernel agrees with the portable one to rounding. */
+static void test_kernels_agree_with_generic(void **s) {
+    (void)s;
+    nb_rng rng;
+    nb_rng_seed(&rng, 7);
+    for (int t = 0; t < 4; t++) {
+        gemm_case c = make_case(t & 1, t >> 1, 131, 203, 517, 5, 0.75f, 0.5f);
+        float *a = malloc(a_size(&c) * sizeof(float)), *b = malloc(b_size(&c) * sizeof(float));
+        float *c0 = malloc(c_size(&c) * sizeof(float)), *want = malloc(c_size(&c) * sizeof(float));
+        float *got = malloc(c_size(&c) * sizeof(float));
+        fill_uniform(a, a_size(&c), -1, 1, &rng);
+        fill_uniform(b, b_size(&c), -1, 1, &rng);
+        fill_uniform(c0, c_size(&c), -1, 1, &rng);
+        memcpy(want, c0, c_size(&c) * sizeof(float));
+        assert_true(nb_gemm_use(NB_GEMM_GENERIC));
+        run(&c, a, b, want);
+        const nb_gemm_path simd[] = {NB_GEMM_AVX2, NB_GEMM_AVX512};
+        for (int p = 0; p < 2; p++) {
+            if (!nb_gemm_use(simd[p])) continue;
+            memcpy(got, c0, c_size(&c) * sizeof(float));
+            run(&c, a, b, got);
+            for (size_t i = 0; i < c_size(&c); i++) assert_float_equal(got[i], want[i], 2e-4);
+        }
+        nb_gemm_use(NB_GEMM_AUTO);
+        free(a), free(b), free(c0), free(want), free(got);
+    }
+}
+
+/* Threads split tiles of C, never K: results are bit-identical. */
+static void test_threads_bit_identical(void **s) {
+    (void)s;
+    nb_rng rng;
+    nb_rng_seed(&rng, 9);
+    int saved = nb_get_threads();
+    const nb_gemm_path paths[] = {NB_GEMM_AUTO, NB_GEMM_GENERIC, NB_GEMM_AVX2};
+    const int shapes[][3] = {{257, 263, 300}, {1000, 37, 517}, {20, 1100, 700}};
+    for (int p = 0; p < 3; p++) {
+        if (!nb_gemm_use(paths[p])) continue;
+        for (int sh = 0; sh < 3; sh++)
+            for (int t = 0; t < 4; t++) {
+                gemm_case c = make_case(t & 1, t >> 1, shapes[sh][0], shapes[sh][1], shapes[sh][2],
+                                        1, 1.0f, t == 3 ? 0.0f : 0.5f);
+                float *a = malloc(a_size(&c) * sizeof(float)), *b = malloc(b_size(&c) * sizeof(float));
+                float *one = malloc(c_size(&c) * sizeof(float)), *two = malloc(c_size(&c) * sizeof(float));
+                fill_uniform(a, a_size(&c), -1, 1, &rng);
+                fill_uniform(b, b_size(&c), -1, 1, &rng);
+                fill_uniform(one, c_size(&c), -1, 1, &rng);
+                memcpy(two, one, c_size(&c) * sizeof(float));
+                nb_set_threads(1);
+                run(&c, a, b, one);
+                nb_set_threads(2);
+                run(&c, a, b, two);
+                assert_memory_equal(one, two, c_size(&c) * sizeof(float));
+                free(a), free(b), free(one), free(two);
+            }
+    }
+    nb_gemm_use(NB_GEMM_AUTO);
+    nb_set_threads(saved);
+}
+
+static void test_degenerate_sizes(void **s) {
+    (void)s;
+    float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8};
+    float c[4] = {1, 2, 3, 4};
+    nb_sgemm(0, 0, 2, 2, 0, 1.0f, a, 2, b, 2, 2.0f, c, 2); /* K = 0: C = beta C */
+    assert_float_equal(c[3], 8, 0);
+    nb_sgemm(0, 0, 2, 2, 0, 1.0f, a, 2, b, 2, 0.0f, c, 2);
+    assert_float_equal(c[0], 0, 0);
+    c[0] = 5;
+    nb_sgemm(0, 0, 0, 2, 2, 1.0f, a, 2, b, 2, 0.0f, c, 2); /* M = 0: nothing happens */
+    assert_float_equal(c[0], 5, 0);
+    c[1] = NAN;
+    nb_sgemm(0, 0, 2, 2, 2, 0.0f, a, 2, b, 2, 0.0f, c, 2); /* alpha = 0, beta = 0: zeros */
+    for (int i = 0; i < 4; i++) assert_float_equal(c[i], 0, 0);
+}
+
+static void test_reference_matches_known_product(void **s) {
+    (void)s;
+    /* [1 2; 3 4] x [5 6; 7 8] = [19 22; 43 50] */
+    float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, c[4], r[4];
+    nb_sgemm(0, 0, 2, 2, 2, 1.0f, a, 2, b, 2, 0.0f, c, 2);
+    nb_sgemm_reference(0, 0, 2, 2, 2, 1.0f, a, 2, b, 2, 0.0f, r, 2);
+    const float want[4] = {19, 22, 43, 50};
+    for (int i = 0; i < 4; i++) {
+        assert_float_equal(c[i], want[i], 0);
+        assert_float_equal(r[i], want[i], 0);
+    }
+}
+
+static void test_force_path(void **s) {
+    (void)s;
+    assert_true(nb_gemm_use(NB_GEMM_GENERIC));
+    assert_string_equal(nb_gemm_kernel_name(), "generic");
+    if (nb_gemm_use(NB_GEMM_AVX512)) assert_string_equal(nb_gemm_kernel_name(), "avx512");
+    nb_gemm_use(NB_GEMM_AUTO);
+    if (nb_cpu_has_avx512f()) assert_string_equal(nb_gemm_kernel_name(), "avx512");
+    else if (nb_cpu_has_avx2_fma()) assert_string_equal(nb_gemm_kernel_name(), "avx2");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reference_matches_known_product),
+        cmocka_unit_test(test_degenerate_sizes),
+        cmocka_unit_test(test_force_path),
+        cmocka_unit_test(test_awkward_shapes_auto),
+        cmocka_unit_test(test_awkward_shapes_each_kernel),
+        cmocka_unit_test(test_kernels_agree_with_generic),
+        cmocka_unit_test(test_threads_bit_identical),
+    };
+    return cmocka_run_group_tests_name("gemm", tests, NULL, NULL);
+}
