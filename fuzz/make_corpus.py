@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Write the fuzzers' seed corpus: small valid files of every format the
+readers take (standard library only). Run from the repository root."""
+import gzip, json, os, struct, zlib
+
+def put(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+# IDX: unsigned bytes, 1-D labels and a 3-D image stack, plain and gzipped.
+labels = bytes([0, 0, 8, 1]) + struct.pack(">I", 5) + bytes([9, 0, 0, 3, 0])
+images = bytes([0, 0, 8, 3]) + struct.pack(">III", 2, 4, 4) + bytes(range(32))
+put("fuzz/corpus/idx/labels.idx", labels)
+put("fuzz/corpus/idx/images.idx", images)
+put("fuzz/corpus/idx/images.idx.gz", gzip.compress(images, mtime=0))
+
+# safetensors: the tensors the fuzz target asks for, with metadata.
+def safetensors(tensors, meta):
+    header, blob = {"__metadata__": meta}, b""
+    for name, shape in tensors:
+        n = 1
+        for d in shape:
+            n *= d
+        data = struct.pack("<%df" % n, *[0.5 * i for i in range(n)])
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(blob), len(blob) + len(data)]}
+        blob += data
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + blob
+
+put("fuzz/corpus/safetensors/lenet_part.safetensors",
+    safetensors([("conv1.weight", [6, 1, 5, 5]), ("conv1.bias", [6]), ("x", [2, 2])], {"format": "pt"}))
+put("fuzz/corpus/safetensors/small.safetensors", safetensors([("x", [2, 2])], {}))
+
+# Images: an 8x8 gray PNG, an 8x8 RGB PNG, 28x28 binary and ASCII PGMs.
+def png(width, height, color_type, channels):
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\0" + bytes((x * 31 + y * 7 + c) % 256 for x in range(width) for c in range(channels))
+                    for y in range(height))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+put("fuzz/corpus/image/gray8.png", png(8, 8, 0, 1))
+put("fuzz/corpus/image/rgb8.png", png(8, 8, 2, 3))
+put("fuzz/corpus/image/digit.pgm", b"P5\n# a comment\n28 28\n255\n" + bytes(i % 256 for i in range(28 * 28)))
+put("fuzz/corpus/image/small.pgm", b"P2\n2 2\n15\n0 5\n10 15\n")
