@@ -104,7 +104,7 @@ fuzz: fuzz-build
 	          build-fuzz/corpus/$$name fuzz/corpus/$$name > build-fuzz/$$name.log 2>&1; then \
 	        tail -n 60 build-fuzz/$$name.log; echo "fuzz: $$name found a failure"; exit 1; fi; \
 	    grep -E 'stat::number_of_executed_units' build-fuzz/$$name.log; \
-	done
+	done; echo "fuzz: $(words $(FUZZ_BINS)) passed, 0 failed"
 
 clean:
 	rm -rf build build-san build-fuzz
