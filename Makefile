@@ -31,7 +31,7 @@ BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 all: $(BUILD)/libnabla.a $(BUILD)/libnabla.so $(BUILD)/nabla $(EXAMPLES) $(TESTS) $(BENCHES) \
      $(BUILD)/tests/header_example
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tests/*.h tests/fixtures/*.h)
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tools/*.h tests/*.h tests/fixtures/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

@@ -81,7 +81,8 @@ typedef void *(*nb_realloc_fn)(void *ptr, size_t size);
 typedef void (*nb_free_fn)(void *ptr);
 void nb_set_allocator(nb_malloc_fn m, nb_realloc_fn r, nb_free_fn f);
 
-/* Worker threads for the kernels (OpenMP). Results do not depend on it. */
+/* Worker threads for the kernels (OpenMP) started from the calling thread.
+ * Results do not depend on it. */
 void nb_set_threads(int threads);
 int nb_get_threads(void);
 
@@ -377,6 +378,201 @@ uint64_t nb_optimizer_steps(const nb_optimizer *opt);
  * and the step count. Setting the step restores a resumed run. */
 void nb_optimizer_state(nb_optimizer *opt, float **buf0, float **buf1);
 void nb_optimizer_set_steps(nb_optimizer *opt, uint64_t steps);
+
+/* ------------------------------------------------------------------------ */
+/* Networks, models and training                                             */
+/* ------------------------------------------------------------------------ */
+
+/* A model is a sequential network over one graph: an input node of shape
+ * [N, C, H, W] (or [N, features]), the layers in the order they are added,
+ * and a head that nb_model_finish adds: labels [N] (class indices as floats),
+ * logits [N, classes], probabilities (the softmax of the logits) and the loss
+ * nb_softmax_cross_entropy(logits, labels), the mean over the batch.
+ *
+ * A network may end with a softmax layer: then the logits are that softmax's
+ * input, the loss is still the cross-entropy of those logits (never a second
+ * softmax), and the softmax's output is the probabilities.
+ *
+ * Every trainable parameter is a graph parameter named as PyTorch names it
+ * ("conv1.weight", "features.0.bias"), so weights move both ways as
+ * safetensors, and all of them sit in the graph's one parameter block
+ * (nb_graph_params), in the order the layers were added. The batch may change
+ * from call to call (a last, smaller batch) without rebuilding. */
+typedef struct nb_model nb_model;
+
+/* sample_shape is one sample: {C, H, W} (ndim 3) or {features} (ndim 1).
+ * seed drives the parameter init (nb_model_finish) and the dropout masks.
+ * name is what messages call the model (may be NULL). */
+nb_model *nb_model_new(const char *name, int ndim, const int *sample_shape, uint64_t seed);
+void nb_model_free(nb_model *m);
+
+/* Layers, appended before nb_model_finish. `name` prefixes the layer's
+ * parameters ("fc1" gives fc1.weight and fc1.bias); NULL or "" names them
+ * by the layer's position counting from 0, as nn.Sequential does
+ * ("3.weight"). Pooling strides of 0 mean "the kernel size", as in PyTorch.
+ * A failure (a shape that does not fit, a duplicate name) names the layer
+ * and leaves the model unusable: free it. */
+nb_status nb_model_linear(nb_model *m, const char *name, int out_features, int bias);
+nb_status nb_model_conv2d(nb_model *m, const char *name, int out_channels, int kernel_h,
+                          int kernel_w, int stride_h, int stride_w, int pad_h, int pad_w, int bias);
+nb_status nb_model_maxpool2d(nb_model *m, int kernel_h, int kernel_w, int stride_h, int stride_w,
+                             int pad_h, int pad_w);
+nb_status nb_model_avgpool2d(nb_model *m, int kernel_h, int kernel_w, int stride_h, int stride_w,
+                             int pad_h, int pad_w);
+nb_status nb_model_adaptive_avgpool2d(nb_model *m, int out_h, int out_w);
+nb_status nb_model_relu(nb_model *m);
+nb_status nb_model_sigmoid(nb_model *m);
+nb_status nb_model_tanh(nb_model *m);
+nb_status nb_model_softmax(nb_model *m);
+nb_status nb_model_flatten(nb_model *m);
+/* p = 0 adds an identity layer (it keeps its place in the numbering). */
+nb_status nb_model_dropout(nb_model *m, float p);
+
+/* Add the head, check that the network's output is [N, classes], and
+ * initialise the parameters with nb_model_init(m, seed). */
+nb_status nb_model_finish(nb_model *m);
+/* PyTorch's default init: for each linear and conv2d layer in order, the
+ * weight and then the bias uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)),
+ * fan_in = in_features or C*KH*KW, from an nb_rng seeded with seed. */
+void nb_model_init(nb_model *m, uint64_t seed);
+
+/* Options of the built-in models; all-zero means the defaults. */
+typedef struct nb_model_config {
+    int classes;    /* output classes; 0: the model's default (10; alexnet 1000) */
+    int hidden;     /* mlp's hidden width; 0: 128 */
+    int no_dropout; /* build dropout layers with p = 0: eval-mode dropout with
+                       gradients kept, to compare a training step with a
+                       reference run in eval mode */
+    uint64_t seed;  /* parameter init and dropout masks */
+} nb_model_config;
+
+/* A finished, initialised model: one of the built-ins, or the path of a
+ * network file (anything that is not a built-in name). cfg may be NULL.
+ *   logreg   1x28x28 -> flatten -> fc (784 -> classes)
+ *   mlp      1x28x28 -> flatten -> fc1 (784 -> hidden) -> sigmoid -> fc2
+ *   lenet5   1x28x28 -> conv1 6@5x5 pad 2 -> relu -> maxpool 2 -> conv2 16@5x5
+ *            -> relu -> maxpool 2 -> flatten -> fc1 400->120 -> relu
+ *            -> fc2 120->84 -> relu -> fc3 84->classes
+ *   alexnet  torchvision's AlexNet on 3x224x224, names features.0 ...
+ *            classifier.6 */
+nb_model *nb_model_create(const char *name_or_path, const nb_model_config *cfg);
+
+/* Network files: text, one layer per line, '#' starts a comment, options
+ * are key=value. The first line is the input, one sample's shape:
+ *     input 1 28 28                 # C H W, or a feature count: input 784
+ *     conv2d name=conv1 out=6 kernel=5 pad=2   # stride=1 bias=1 by default
+ *     relu                          # also: sigmoid, tanh, softmax, flatten
+ *     maxpool2d kernel=2 stride=2   # avgpool2d alike; stride defaults to kernel, pad to 0
+ *     adaptive_avgpool2d out=6      # out=HxW for a non-square output
+ *     dropout p=0.5
+ *     linear name=fc1 out=120       # bias=0 for none
+ * Sizes take N or HxW (kernel=3x5). name= is optional (default: the layer's
+ * position, from 0). cfg->classes, when set, must equal the network's
+ * output; cfg->hidden is ignored. Every error names the source and line:
+ * "net.txt:4: conv2d: unknown option 'kernal'". */
+nb_model *nb_model_parse(const char *text, const char *source, const nb_model_config *cfg);
+nb_model *nb_model_parse_file(const char *path, const nb_model_config *cfg);
+
+nb_graph *nb_model_graph(const nb_model *m);
+const char *nb_model_name(const nb_model *m);
+nb_node *nb_model_input(const nb_model *m);
+nb_node *nb_model_labels(const nb_model *m);
+nb_node *nb_model_logits(const nb_model *m);
+nb_node *nb_model_probs(const nb_model *m);
+nb_node *nb_model_loss(const nb_model *m);
+/* One sample's shape into shape[0..2]; returns its ndim (1 or 3). */
+int nb_model_input_shape(const nb_model *m, int *shape);
+int nb_model_classes(const nb_model *m);
+
+/* Input normalisation, saved with the weights and used by nb_train,
+ * nb_evaluate and callers of nb_model_normalization: pixels become x/255,
+ * then (x - mean[c]) / std[c]. channels is the model input's channel count
+ * (1 for a features input); 0 removes it (plain x/255). */
+nb_status nb_model_set_normalization(nb_model *m, int channels, const float *mean,
+                                     const float *std);
+/* The channel count (0: none) and the two arrays, which stay the model's. */
+int nb_model_normalization(const nb_model *m, const float **mean, const float **std);
+
+/* Weights as safetensors under the parameters' names, with the model's name
+ * and normalisation in the metadata. Loading checks every name and shape
+ * and reports all mismatches in one message; extra tensors are an error,
+ * except in a checkpoint written by nb_train, whose weights load with its
+ * optimizer state left aside. */
+nb_status nb_model_save(const nb_model *m, const char *path);
+nb_status nb_model_load(nb_model *m, const char *path);
+
+/* One step in train mode: feed x (batch samples) and labels (batch class
+ * indices as floats, checked to be below the class count), forward,
+ * backward, and one optimizer step. opt must have been made for this
+ * model's parameter count (nb_graph_params of nb_model_graph). *loss (may be NULL) gets the batch's
+ * mean loss; a NaN or infinite loss is NB_ERR_NONFINITE and no update. */
+nb_status nb_model_train_step(nb_model *m, nb_optimizer *opt, const float *x,
+                              const float *labels, int batch, float *loss);
+/* Eval mode: logits of a batch (read them through nb_model_logits) and, when
+ * labels is not NULL, its mean loss into *loss (may be NULL). */
+nb_status nb_model_eval_batch(nb_model *m, const float *x, const float *labels, int batch,
+                              float *loss);
+/* Eval mode: class probabilities [batch, classes], valid until the next call;
+ * NULL on failure. */
+const nb_tensor *nb_model_predict(nb_model *m, const float *x, int batch);
+
+/* What nb_train reports after each epoch (a run that stops after a number
+ * of steps reports its last epoch even when it ends part-way). */
+typedef struct nb_epoch_report {
+    int epoch;            /* from 1 */
+    int epochs;           /* planned epochs (with steps, the epochs they span) */
+    long step;            /* training steps done so far, in all */
+    size_t samples;       /* samples trained on in this epoch */
+    double train_loss;    /* mean over this epoch's batches, weighted by batch size */
+    double test_loss;     /* NaN without a test set */
+    double test_accuracy; /* in [0, 1]; NaN without a test set */
+    double seconds;       /* training time of this epoch, evaluation excluded */
+    double images_per_s;  /* samples / seconds */
+    float lr;             /* the learning rate the next step will use */
+} nb_epoch_report;
+
+typedef void (*nb_epoch_fn)(const nb_epoch_report *report, void *user);
+
+typedef struct nb_train_opts {
+    int epochs;             /* train this many epochs in all (when steps is 0) */
+    long steps;             /* > 0: stop after this many steps in all, even mid-epoch */
+    int batch;              /* the last batch of an epoch may be smaller: it is used */
+    int shuffle;            /* reshuffle the order each epoch (nb_shuffle); 0: file order */
+    uint64_t seed;          /* the shuffle's generator */
+    const nb_dataset *test; /* evaluated after each epoch, or NULL */
+    int eval_batch;         /* batch for that evaluation; 0: automatic */
+    /* A checkpoint written after every epoch and when training stops:
+     * weights, optimizer state ("__optim.buf0", "__optim.buf1"), and in the
+     * metadata the epoch, the batch within it, the step, the optimizer's and
+     * the graph's steps, and the shuffle generator, so a run resumed from it
+     * repeats the uninterrupted run exactly. NULL: none. */
+    const char *checkpoint;
+    /* Continue from such a checkpoint (same model, optimizer kind and batch). */
+    const char *resume;
+    nb_epoch_fn on_epoch;   /* may be NULL */
+    void *user;
+} nb_train_opts;
+
+/* 10 epochs, batch 64, shuffled with seed 0, nothing else. */
+nb_train_opts nb_train_defaults(void);
+
+/* Train on `train`, checking first that its images have the model's input
+ * size and its labels are below the model's class count. */
+nb_status nb_train(nb_model *m, nb_optimizer *opt, const nb_dataset *train,
+                   const nb_train_opts *opts);
+
+typedef struct nb_eval_result {
+    double loss;     /* mean cross-entropy */
+    double accuracy; /* correct / n */
+    size_t n, correct;
+} nb_eval_result;
+
+/* Evaluate in eval mode with the model's normalisation, in batches of
+ * `batch` (0: about 16 MB of input at a time, at most 1000). confusion (may
+ * be NULL) receives classes x classes counts: row = true class, column =
+ * predicted class. */
+nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
+                      size_t *confusion);
 
 /* ------------------------------------------------------------------------ */
 /* Gradient check                                                            */

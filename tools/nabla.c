@@ -1,25 +1,38 @@
-/* nabla.c — the command-line tool: a thin client of nabla.h. */
-#include "nabla.h"
+/* nabla.c — the command-line tool: a thin client of nabla.h. Each
+ * subcommand lives in its own cmd_*.c file; this one only dispatches. */
+#include "cli.h"
 
 #include <stdio.h>
 #include <string.h>
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 static const char usage[] =
     "usage: nabla <command> [options]\n"
     "\n"
     "commands:\n"
-    "  --help       show this help\n"
-    "  --version    print the version\n";
+    "  train      train a model on Fashion-MNIST (or any MNIST-format data)\n"
+    "  eval       loss, accuracy and confusion matrix of saved weights\n"
+    "  predict    classify PNG or PGM images\n"
+    "\n"
+    "  --help     show this help (nabla <command> --help for a command's options)\n"
+    "  --version  print the version\n";
 
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+        return argc < 2 ? EXIT_USAGE : 0;
     }
     if (!strcmp(argv[1], "--version")) {
         printf("nabla %s\n", NB_VERSION);
         return 0;
     }
-    fprintf(stderr, "nabla: unknown command '%s' (try nabla --help)\n", argv[1]);
-    return 2;
+    /* Subcommands see their own options from argv[1] on. */
+    if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "predict")) return cmd_predict(argc - 1, argv + 1);
+    cli_error("unknown command '%s' (try nabla --help)", argv[1]);
+    return EXIT_USAGE;
 }

@@ -1,0 +1,71 @@
+/* nn.h — what the network-level files (model, built-in models, network
+ * files, training, checkpoints) share: the model and layer structs and the
+ * helpers that turn a model into named tensors and metadata. */
+#ifndef NB_NN_H
+#define NB_NN_H
+
+#include "core/internal.h"
+
+/* Channels a normalisation can describe: images are 1 or 3; 8 keeps the
+ * saved list within one metadata value. */
+#define NB_MAX_CHANNELS 8
+/* A layer name plus ".weight" must fit a node name (64 bytes). */
+#define NB_LAYER_NAME 48
+
+/* One layer as added; only linear and conv2d layers own parameters. */
+typedef struct nb_layer {
+    const char *kind;          /* "conv2d", as a network file spells it */
+    char name[NB_LAYER_NAME];  /* parameter prefix */
+    nb_node *weight, *bias;    /* NULL when the layer has none */
+    int fan_in;                /* in_features, or C*KH*KW: sets the init bound */
+    nb_node *out;
+} nb_layer;
+
+struct nb_model {
+    char name[64];
+    nb_graph *g;
+    nb_node *input, *head;               /* head: the last layer's output */
+    nb_node *labels, *logits, *probs, *loss;
+    int in_ndim, in_shape[3];
+    nb_layer *layers;
+    int n_layers, layers_cap;
+    uint64_t seed;
+    bool finished;
+    nb_status status;                    /* first build error; the model is dead after one */
+    int norm_channels;                   /* 0: plain x/255 */
+    float mean[NB_MAX_CHANNELS], std[NB_MAX_CHANNELS];
+};
+
+/* The parameters as named tensors (views of the parameter block), with
+ * `extra` zeroed slots after them for a checkpoint's optimizer state.
+ * Free with nb_free. */
+nb_named_tensor *nb_model_tensors(const nb_model *m, int extra, int *count);
+/* Metadata describing the model (name, normalisation); returns the count. */
+int nb_model_meta(const nb_model *m, nb_meta *meta, int cap);
+/* Apply metadata read back from `path` (the normalisation); unknown keys are
+ * ignored. */
+nb_status nb_model_apply_meta(nb_model *m, const nb_meta *meta, int count, const char *path);
+/* Change the seed the dropout masks are drawn from (a resumed run takes the
+ * seed of the run it continues). */
+void nb_model_set_seed(nb_model *m, uint64_t seed);
+/* NB_OK when the model is finished and has no build error. */
+nb_status nb_model_check_ready(const nb_model *m, const char *who);
+
+/* Where a training run stands; what a checkpoint keeps beside the weights
+ * and the optimizer state. */
+typedef struct nb_train_state {
+    int epoch;            /* completed epochs */
+    long batch_in_epoch;  /* batches done in the current epoch */
+    long step;            /* training steps done in all */
+    nb_rng epoch_rng;     /* the shuffle generator as the current epoch began */
+    int batch;            /* batch size: batch_in_epoch means nothing without it */
+    int shuffle;
+} nb_train_state;
+
+nb_status nb_checkpoint_save(const char *path, const nb_model *m, nb_optimizer *opt,
+                             const nb_train_state *st);
+/* Restores weights, optimizer buffers and steps, the graph's step and *st.
+ * A failure after the tensors were read may leave them loaded. */
+nb_status nb_checkpoint_load(const char *path, nb_model *m, nb_optimizer *opt, nb_train_state *st);
+
+#endif
