@@ -3,12 +3,18 @@
  * picks (and, on the square product, the others it could run).
  *
  *     ./build/bench/gemm_bench [seconds per measurement, default 0.3]
+ *     ./build/bench/gemm_bench --json [seconds]
+ *
+ * --json measures only the square product with the CPU's micro-kernel and
+ * prints one line for bench/compare.py:
+ *     {"kernel": "avx512", "m": 1024, "gflops_1t": ..., "gflops_2t": ...}
  */
 #include "kernels/kernels.h"
 #include "nabla.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static double now(void) {
@@ -45,7 +51,22 @@ static double gflops(const shape *s, double seconds) {
 }
 
 int main(int argc, char **argv) {
-    double seconds = argc > 1 ? atof(argv[1]) : 0.3;
+    double seconds = 0.3;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) json = 1;
+        else seconds = atof(argv[i]);
+    }
+    if (json) {
+        const shape sq = {"square", 0, 0, 1024, 1024, 1024};
+        nb_set_threads(1);
+        double one = gflops(&sq, seconds);
+        nb_set_threads(2);
+        double two = gflops(&sq, seconds);
+        printf("{\"kernel\": \"%s\", \"m\": 1024, \"gflops_1t\": %.2f, \"gflops_2t\": %.2f}\n",
+               nb_gemm_kernel_name(), one, two);
+        return 0;
+    }
     const shape shapes[] = {
         {"square 1024^3", 0, 0, 1024, 1024, 1024},
         {"conv fwd  32 x 9 x 50176 (W cols, 3x3 on 1ch, batch 64 28x28)", 0, 0, 32, 50176, 9},

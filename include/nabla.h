@@ -43,6 +43,7 @@
 #ifndef NABLA_H
 #define NABLA_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,7 +66,8 @@ typedef enum nb_status {
     NB_ERR_IO,        /* a file could not be opened, read or written */
     NB_ERR_FORMAT,    /* a file's contents are malformed */
     NB_ERR_NONFINITE, /* a NaN or infinity appeared in a loss or gradient */
-    NB_ERR_STATE      /* a call made out of order (e.g. backward before forward) */
+    NB_ERR_STATE,     /* a call made out of order (e.g. backward before forward) */
+    NB_ERR_STOPPED    /* nb_train stopped on request (nb_train_opts.stop) before the end */
 } nb_status;
 
 /* The message of the most recent failure in the calling thread. */
@@ -146,7 +148,10 @@ void nb_requires_grad(nb_node *n, int on);
  * allocates no gradients and makes dropout the identity. */
 void nb_set_training(nb_graph *g, int training);
 
-/* Evaluate `target` and everything it depends on, in topological order. */
+/* Evaluate `target` and everything it depends on, in topological order.
+ * A relu whose input is a conv2d with no other consumer runs in place, as
+ * PyTorch's ReLU(inplace=True): the conv writes the relu's output, and the
+ * conv's own value then reads the same (the target never changes this). */
 nb_status nb_forward(nb_graph *g, nb_node *target);
 /* Reverse-mode autodiff from a scalar node: zero all gradients, set
  * dJ/dJ = 1, and visit the nodes in reverse topological order, each adding
@@ -172,6 +177,23 @@ uint64_t nb_graph_step(const nb_graph *g);
 void nb_graph_set_step(nb_graph *g, uint64_t step);
 /* Bytes of activations, gradients and scratch the graph holds. */
 size_t nb_graph_memory(const nb_graph *g);
+
+/* All nodes, in creation (= topological) order, and an operator node's
+ * inputs (NULL past the last), for tools that walk a graph. */
+int nb_graph_node_count(const nb_graph *g);
+nb_node *nb_graph_node(const nb_graph *g, int i);
+nb_node *nb_node_input(const nb_node *n, int i);
+
+/* Per-node profiling. While on, nb_forward and nb_backward add the wall
+ * time of each node's forward and backward to its counters; turning it on
+ * zeroes them. Off (the default), the only cost is one branch per node. */
+typedef struct nb_node_profile {
+    double forward_s, backward_s; /* seconds, summed over calls */
+    long forward_calls, backward_calls;
+} nb_node_profile;
+
+void nb_graph_profile(nb_graph *g, int on);
+nb_node_profile nb_node_profile_of(const nb_node *n);
 
 /* ------------------------------------------------------------------------ */
 /* Operators                                                                 */
@@ -257,8 +279,10 @@ nb_node *nb_dropout(nb_graph *g, nb_node *x, float p, uint64_t seed);
 /* Readers validate everything before use (magic, dimensions, sizes against
  * the file's length, overflow) and fail with one line that names the file,
  * what was wrong and where. Writers write a temporary file in the same
- * directory, fsync it and rename it into place, so a failed or interrupted
- * write leaves the previous file intact. */
+ * directory (PATH.tmp.XXXXXX, six random characters), fsync it, rename it
+ * into place and fsync the directory, so a failed or interrupted write
+ * leaves the previous file intact. A failed write removes its temporary; a
+ * process killed mid-write leaves it behind, for `nabla train` to clear. */
 
 /* An IDX file of unsigned bytes (type 0x08), gzipped or plain. */
 typedef struct nb_idx {
@@ -282,8 +306,9 @@ typedef struct nb_dataset {
 
 /* Load split "train" or "t10k" from a directory holding the four standard
  * MNIST file names (each plain or .gz): {split}-images-idx3-ubyte,
- * {split}-labels-idx1-ubyte. Checks that the counts agree and labels are
- * below 10. */
+ * {split}-labels-idx1-ubyte. The images are [count, height, width] (one
+ * channel) or, for colour, 4-D [count, channels, height, width] under the
+ * same file name. Checks that the counts agree and labels are below 10. */
 nb_status nb_dataset_load_mnist(const char *dir, const char *split, nb_dataset *out);
 void nb_dataset_free(nb_dataset *d);
 
@@ -504,8 +529,11 @@ nb_status nb_model_load(nb_model *m, const char *path);
 /* One step in train mode: feed x (batch samples) and labels (batch class
  * indices as floats, checked to be below the class count), forward,
  * backward, and one optimizer step. opt must have been made for this
- * model's parameter count (nb_graph_params of nb_model_graph). *loss (may be NULL) gets the batch's
- * mean loss; a NaN or infinite loss is NB_ERR_NONFINITE and no update. */
+ * model's parameter count (nb_graph_params of nb_model_graph). *loss (may be
+ * NULL) gets the batch's mean loss. A NaN or infinite loss or gradient is
+ * NB_ERR_NONFINITE with no update; the message names the first parameter
+ * whose gradient is not finite and the element ("the gradient of
+ * conv1.weight is not finite (element 12 is nan)"). */
 nb_status nb_model_train_step(nb_model *m, nb_optimizer *opt, const float *x,
                               const float *labels, int batch, float *loss);
 /* Eval mode: logits of a batch (read them through nb_model_logits) and, when
@@ -529,6 +557,8 @@ typedef struct nb_epoch_report {
     double seconds;       /* training time of this epoch, evaluation excluded */
     double images_per_s;  /* samples / seconds */
     float lr;             /* the learning rate the next step will use */
+    long skipped;         /* steps skipped for a non-finite loss or gradient
+                             (skip_nonfinite); their samples are not counted */
 } nb_epoch_report;
 
 typedef void (*nb_epoch_fn)(const nb_epoch_report *report, void *user);
@@ -541,14 +571,32 @@ typedef struct nb_train_opts {
     uint64_t seed;          /* the shuffle's generator */
     const nb_dataset *test; /* evaluated after each epoch, or NULL */
     int eval_batch;         /* batch for that evaluation; 0: automatic */
-    /* A checkpoint written after every epoch and when training stops:
-     * weights, optimizer state ("__optim.buf0", "__optim.buf1"), and in the
-     * metadata the epoch, the batch within it, the step, the optimizer's and
-     * the graph's steps, and the shuffle generator, so a run resumed from it
-     * repeats the uninterrupted run exactly. NULL: none. */
+    /* A checkpoint written after every epoch (after its report), at the end
+     * of the run and when it stops on request: weights, optimizer state
+     * ("__optim.buf0", "__optim.buf1"), and in the metadata the epoch, the
+     * batch within it, the step, the optimizer's and the graph's steps, the
+     * shuffle generator and the epoch's loss so far, so a run resumed from it
+     * repeats the uninterrupted run exactly, epoch reports included. It is
+     * replaced atomically (temporary file, fsync, rename), and never with
+     * non-finite weights: that write fails with NB_ERR_NONFINITE and the
+     * previous checkpoint stays. NULL: none. */
     const char *checkpoint;
+    /* > 0: write the checkpoint every this many steps (and at the end of the
+     * run) instead of after every epoch. */
+    long checkpoint_every;
     /* Continue from such a checkpoint (same model, optimizer kind and batch). */
     const char *resume;
+    /* Checked before each step and before each evaluation: once *stop is
+     * nonzero, nb_train writes the checkpoint (to stop_checkpoint when
+     * checkpoint is NULL) and returns NB_ERR_STOPPED, its message naming the
+     * step and the file. A signal handler that sets a flag can stop a run
+     * cleanly this way; the library installs no handlers. NULL: never. */
+    volatile const sig_atomic_t *stop;
+    const char *stop_checkpoint;
+    /* Nonzero: a step whose loss or gradient is not finite is skipped (no
+     * update) and counted in the epoch's report, instead of failing with
+     * NB_ERR_NONFINITE. */
+    int skip_nonfinite;
     nb_epoch_fn on_epoch;   /* may be NULL */
     void *user;
 } nb_train_opts;
@@ -557,7 +605,9 @@ typedef struct nb_train_opts {
 nb_train_opts nb_train_defaults(void);
 
 /* Train on `train`, checking first that its images have the model's input
- * size and its labels are below the model's class count. */
+ * size and its labels are below the model's class count, and that the
+ * weights to start from are finite. Weights that are not finite at the end
+ * (an update that overflowed) are NB_ERR_NONFINITE. */
 nb_status nb_train(nb_model *m, nb_optimizer *opt, const nb_dataset *train,
                    const nb_train_opts *opts);
 

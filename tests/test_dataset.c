@@ -150,7 +150,7 @@ static void test_load_errors(void **s) {
     clear_tmpdir();
     write_split();
     write_idx("train-images-idx3-ubyte.gz", 2, (uint32_t[]){N, H * W}, images, 1);
-    expect_error(NB_ERR_FORMAT, "images must be 3-D [count, height, width], the file has 2", NULL);
+    expect_error(NB_ERR_FORMAT, "images must be 3-D [count, height, width] or 4-D [count, channels, height, width], the file has 2", NULL);
     clear_tmpdir();
     write_split();
     write_idx("train-labels-idx1-ubyte", 2, (uint32_t[]){N, 1}, labels, 0);

@@ -116,6 +116,23 @@ static void test_awkward_shapes_each_kernel(void **s) {
     nb_gemm_use(NB_GEMM_AUTO);
 }
 
+/* K longer than any kernel's KC block (AVX-512 takes 1024 at a time), so
+ * later blocks add onto what the first left in C, for every kernel. */
+static void test_long_k_spans_blocks(void **s) {
+    (void)s;
+    nb_rng rng;
+    nb_rng_seed(&rng, 11);
+    const nb_gemm_path paths[] = {NB_GEMM_AUTO, NB_GEMM_GENERIC, NB_GEMM_AVX2, NB_GEMM_AVX512};
+    for (int p = 0; p < 4; p++) {
+        if (!nb_gemm_use(paths[p])) continue;
+        for (int t = 0; t < 4; t++) {
+            gemm_case c = make_case(t & 1, t >> 1, 13, 37, 2500, t, 1.0f, t % 2 ? 0.5f : 0.0f);
+            check_case(&c, &rng);
+        }
+    }
+    nb_gemm_use(NB_GEMM_AUTO);
+}
+
 /* Each SIMD kernel agrees with the portable one to rounding. */
 static void test_kernels_agree_with_generic(void **s) {
     (void)s;
@@ -223,6 +240,7 @@ int main(void) {
         cmocka_unit_test(test_awkward_shapes_auto),
         cmocka_unit_test(test_awkward_shapes_each_kernel),
         cmocka_unit_test(test_kernels_agree_with_generic),
+        cmocka_unit_test(test_long_k_spans_blocks),
         cmocka_unit_test(test_threads_bit_identical),
     };
     return cmocka_run_group_tests_name("gemm", tests, NULL, NULL);

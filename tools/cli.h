@@ -7,6 +7,7 @@
 #include "nabla.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #define EXIT_USAGE 2
 #define EXIT_RUNTIME 1
@@ -68,5 +69,18 @@ int cli_status_code(nb_status s);
 
 /* "--json" output helpers. */
 void cli_json_string(const char *s);
+
+/* ---- profiles (profile.c) ------------------------------------------------- */
+
+/* Operations of one forward of node n at its current shapes: 2 per
+ * multiply-add for conv2d, linear and matmul; one per input element for the
+ * rest, which are memory-bound. *backward (may be NULL) gets the backward's,
+ * counting only the gradients the graph computes. */
+double cli_node_flops(const nb_node *n, double *backward);
+/* A short name for a node: the layer of its weights ("conv1"), else its
+ * operator and the nearest such layer upstream ("relu@conv1"). */
+void cli_node_label(const nb_graph *g, const nb_node *n, char *out, size_t size);
+/* Time per operator and per node, from nb_graph_profile's counters. */
+void cli_profile_print(nb_graph *g, FILE *out);
 
 #endif

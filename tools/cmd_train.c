@@ -1,11 +1,17 @@
 /* cmd_train.c — `nabla train`: build a model, load MNIST-format data, train
- * with the chosen optimizer and schedule, report each epoch, save weights. */
+ * with the chosen optimizer and schedule, report each epoch, save weights;
+ * checkpoint the run, and on SIGINT or SIGTERM stop it cleanly with a
+ * checkpoint to resume from. */
 #include "cli.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,21 +42,34 @@ static const char help[] =
     "  --init W            start from these weights (.safetensors)\n"
     "  --save W            write the trained weights here (.safetensors)\n"
     "  --checkpoint C      write a resumable checkpoint here after every epoch\n"
-    "  --resume C          continue the run saved in checkpoint C\n"
+    "  --checkpoint-every N  write it every N steps instead (and at the end)\n"
+    "  --resume C          continue the run saved in checkpoint C (same options)\n"
+    "  --skip-nonfinite    skip a step whose loss or gradient is NaN or infinite\n"
+    "                      (no update; counted in the epoch's line) instead of\n"
+    "                      stopping with an error\n"
     "  --no-shuffle        keep the file order\n"
     "  --no-test           skip the test-set evaluation after each epoch\n"
+    "  --profile           print the time spent in each operator and node at the end\n"
     "  --hidden H          mlp hidden width (default 128)\n"
     "  --classes N         output classes (default 10; alexnet 1000)\n"
     "  --normalize M,S     feed (x/255 - M) / S; per channel: M1,..,Mc,S1,..,Sc\n"
-    "                      (default x/255; saved with the weights)\n";
+    "                      (default x/255; saved with the weights)\n"
+    "\n"
+    "SIGINT (Ctrl-C) or SIGTERM stops training after the current step, writes a\n"
+    "checkpoint (to --checkpoint C; without it to W.ckpt.safetensors next to\n"
+    "--save W.safetensors, else MODEL.ckpt.safetensors here), prints the command\n"
+    "that resumes the run and exits with 130 (SIGINT) or 143 (SIGTERM). A second\n"
+    "signal ends the program at once; the last checkpoint stays whole.\n";
 
 typedef struct train_args {
     cli_model_opts mo;
     const char *data, *init, *save, *checkpoint, *resume, *schedule;
-    long epochs, steps, batch;
-    int shuffle, test;
+    long epochs, steps, batch, checkpoint_every;
+    int shuffle, test, skip_nonfinite;
+    int argc;    /* the command line, to print the one that resumes */
+    char **argv;
     nb_optimizer_opts opt;
-    bool lr_set, momentum_set, decay_set;
+    bool lr_set, momentum_set, decay_set, profile;
 } train_args;
 
 static int parse_optimizer(const char *v, nb_optimizer_kind *kind) {
@@ -70,10 +89,13 @@ static int train_option(cli_args *a, train_args *t) {
     float f;
     if (cli_is(a, "--no-shuffle")) return cli_flag(a) ? (t->shuffle = 0, 1) : -1;
     if (cli_is(a, "--no-test")) return cli_flag(a) ? (t->test = 0, 1) : -1;
+    if (cli_is(a, "--profile")) return cli_flag(a) ? (t->profile = true, 1) : -1;
     if (cli_is(a, "--nesterov")) return cli_flag(a) ? (t->opt.nesterov = 1, 1) : -1;
+    if (cli_is(a, "--skip-nonfinite")) return cli_flag(a) ? (t->skip_nonfinite = 1, 1) : -1;
     static const char *const valued[] = {"--data", "--epochs", "--steps", "--batch", "--lr",
                                          "--optimizer", "--momentum", "--weight-decay", "--schedule",
-                                         "--clip-norm", "--init", "--save", "--checkpoint", "--resume"};
+                                         "--clip-norm", "--init", "--save", "--checkpoint", "--resume",
+                                         "--checkpoint-every"};
     int k = -1;
     for (int i = 0; i < (int)(sizeof valued / sizeof *valued); i++)
         if (cli_is(a, valued[i])) k = i;
@@ -105,7 +127,8 @@ static int train_option(cli_args *a, train_args *t) {
     case 10: t->init = v; return 1;
     case 11: t->save = v; return 1;
     case 12: t->checkpoint = v; return 1;
-    default: t->resume = v; return 1;
+    case 13: t->resume = v; return 1;
+    default: return cli_int("--checkpoint-every", v, 1, 1L << 40, &t->checkpoint_every) ? 1 : -1;
     }
 }
 
@@ -139,26 +162,153 @@ static bool parse_schedule(const char *s, nb_optimizer_opts *o) {
     return true;
 }
 
-/* A --save or --checkpoint path whose directory cannot be written would
- * only fail after the whole run: say so before training. */
-static bool writable_dir(const char *opt, const char *path) {
+/* A --save or --checkpoint path that cannot be written would only fail
+ * after the whole run: say so before training. This is a courtesy, not a
+ * guarantee (the disk may fill meanwhile); what keeps the previous file
+ * intact is that the write itself goes through a temporary and a rename. */
+static bool writable_path(const char *opt, const char *path) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (!slash) snprintf(dir, sizeof dir, ".");
     else if (slash == dir) dir[1] = '\0';
     else *slash = '\0';
-    if (access(dir, W_OK) == 0) return true;
-    cli_error("%s %s: cannot write to directory %s", opt, path, dir);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        cli_error("%s %s: that is a directory; give a file name", opt, path);
+        return false;
+    }
+    const char *why = NULL;
+    if (stat(dir, &st) != 0) why = strerror(errno);
+    else if (!S_ISDIR(st.st_mode)) why = "not a directory";
+    else if (access(dir, W_OK) != 0) why = strerror(errno);
+    if (!why) return true;
+    cli_error("%s %s: cannot write to directory %s: %s", opt, path, dir, why);
     return false;
+}
+
+/* A write killed before its rename leaves its temporary, PATH.tmp.XXXXXX,
+ * beside PATH (which is whole either way). Such leftovers of the files this
+ * run will write are cleared first, so that a run killed again and again
+ * does not litter its directory. */
+static void remove_leftovers(const char *path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? path + (slash - dir) + 1 : path;
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    DIR *d = opendir(dir);
+    if (!d) return;
+    size_t n = strlen(base);
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, n) || strncmp(name + n, ".tmp.", 5) || strlen(name + n + 5) != 6)
+            continue;
+        char full[8192];
+        snprintf(full, sizeof full, "%s/%s", dir, name);
+        if (unlink(full) == 0) cli_error("removed %s, left by an interrupted write", full);
+    }
+    closedir(d);
 }
 
 static void print_epoch(const nb_epoch_report *r, void *user) {
     (void)user;
     printf("epoch %*d/%d  train loss %.4f", r->epochs >= 10 ? 2 : 1, r->epoch, r->epochs, r->train_loss);
     if (!isnan(r->test_loss)) printf("  test loss %.4f  test acc %.2f%%", r->test_loss, 100.0 * r->test_accuracy);
+    if (r->skipped) printf("  skipped %ld non-finite step%s", r->skipped, r->skipped == 1 ? "" : "s");
     printf("  %.0f img/s  %.1f s\n", r->images_per_s, r->seconds);
     fflush(stdout); /* progress shows as it happens, also through a pipe */
+}
+
+/* ---- stopping on a signal ------------------------------------------------- */
+
+/* The signal that asked training to stop, 0 while none has. The handler
+ * only records it; nb_train looks between steps, writes a checkpoint and
+ * returns NB_ERR_STOPPED. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+static const int stop_signals[2] = {SIGINT, SIGTERM};
+
+/* SA_RESETHAND makes a second signal act at once (the default action ends
+ * the program), for a user who will not wait for the step to finish; the
+ * checkpoint on disk is whole even then, because it is only ever replaced
+ * by a rename. A signal ignored when we started stays ignored: a background
+ * job of a non-interactive shell is meant not to see the terminal's
+ * Ctrl-C. */
+static void catch_stop_signals(struct sigaction old[2]) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    for (int i = 0; i < 2; i++) {
+        sigaction(stop_signals[i], NULL, &old[i]);
+        if (old[i].sa_handler != SIG_IGN) sigaction(stop_signals[i], &sa, NULL);
+    }
+}
+
+static void restore_signals(const struct sigaction old[2]) {
+    for (int i = 0; i < 2; i++) sigaction(stop_signals[i], &old[i], NULL);
+}
+
+/* Where a stopped run saves itself when no --checkpoint was given: next to
+ * the --save file (w.safetensors gives w.ckpt.safetensors), else here under
+ * the model's name (lenet5.ckpt.safetensors; nets/small.net gives
+ * small.ckpt.safetensors). */
+static void default_checkpoint(const train_args *t, char *out, size_t size) {
+    static const char ext[] = ".safetensors";
+    const char *from = t->save;
+    if (!from) {
+        const char *slash = strrchr(t->mo.model, '/');
+        from = slash ? slash + 1 : t->mo.model;
+    }
+    size_t n = strlen(from);
+    if (t->save && n > strlen(ext) && !strcmp(from + n - strlen(ext), ext)) {
+        n -= strlen(ext);
+    } else if (!t->save) {
+        const char *dot = strrchr(from, '.');
+        if (dot && dot != from) n = (size_t)(dot - from);
+    }
+    snprintf(out, size, "%.*s.ckpt.safetensors", (int)n, from);
+}
+
+/* One shell word: as it is when it holds only characters no shell treats
+ * specially, else in single quotes (a quote inside written '\''). */
+static void print_shell_word(const char *w) {
+    static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                "_@%+=:,./-";
+    if (*w && strspn(w, plain) == strlen(w)) {
+        fputs(w, stderr);
+        return;
+    }
+    fputc('\'', stderr);
+    for (; *w; w++) {
+        if (*w == '\'') fputs("'\\''", stderr);
+        else fputc(*w, stderr);
+    }
+    fputc('\'', stderr);
+}
+
+/* The command that continues the run: this one, with --resume naming the
+ * checkpoint in place of any --resume given. */
+static void print_resume_command(const train_args *t, const char *checkpoint) {
+    fprintf(stderr, "nabla: to resume, run the same command with --resume %s:\n  nabla", checkpoint);
+    for (int i = 0; i < t->argc; i++) {
+        if (!strcmp(t->argv[i], "--resume")) {
+            i++;
+            continue;
+        }
+        if (!strncmp(t->argv[i], "--resume=", 9)) continue;
+        fputc(' ', stderr);
+        print_shell_word(t->argv[i]);
+    }
+    fputs(" --resume ", stderr);
+    print_shell_word(checkpoint);
+    fputc('\n', stderr);
 }
 
 static const char *optimizer_name(nb_optimizer_kind k) {
@@ -193,8 +343,20 @@ static int run(train_args *t, nb_model *m) {
     o.seed = t->mo.cfg.seed;
     o.test = t->test ? &test : NULL;
     o.checkpoint = t->checkpoint;
+    o.checkpoint_every = t->checkpoint_every;
     o.resume = t->resume;
+    o.skip_nonfinite = t->skip_nonfinite;
+    char stop_path[4096];
+    default_checkpoint(t, stop_path, sizeof stop_path);
+    o.stop = &stop_signal;
+    o.stop_checkpoint = stop_path;
+    if (t->save) remove_leftovers(t->save);
+    remove_leftovers(t->checkpoint ? t->checkpoint : stop_path);
     o.on_epoch = print_epoch;
+    /* Caught from before the header line: a signal from then on stops the
+     * run cleanly (before its first step, if it comes that early). */
+    struct sigaction old_handlers[2];
+    catch_stop_signals(old_handlers);
     printf("%s: %zu parameters; %s lr %g", nb_model_name(m), n_params, optimizer_name(t->opt.kind),
            (double)t->opt.lr);
     if (t->opt.kind == NB_OPT_SGD && t->opt.momentum > 0) printf(" momentum %g", (double)t->opt.momentum);
@@ -207,10 +369,19 @@ static int run(train_args *t, nb_model *m) {
     fflush(stdout);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (t->profile) nb_graph_profile(nb_model_graph(m), 1);
     nb_status s = nb_train(m, opt, &train, &o);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    restore_signals(old_handlers);
+    if (t->profile) cli_profile_print(nb_model_graph(m), stdout);
     int code = 0;
-    if (s) {
+    if (s == NB_ERR_STOPPED) {
+        int sig = stop_signal;
+        cli_error("%s: %s", sig == SIGINT ? "SIGINT" : "SIGTERM", nb_last_error());
+        print_resume_command(t, t->checkpoint ? t->checkpoint : stop_path);
+        /* The shell's convention for "ended by signal N". */
+        code = 128 + sig;
+    } else if (s) {
         cli_error("%s", nb_last_error());
         code = s == NB_ERR_SHAPE || s == NB_ERR_ARG ? EXIT_USAGE : EXIT_RUNTIME;
     } else {
@@ -265,6 +436,12 @@ int cmd_train(int argc, char **argv) {
         return EXIT_USAGE;
     }
     if (!t.epochs && !t.steps) t.epochs = 10;
+    if (t.checkpoint_every && !t.checkpoint) {
+        cli_error("train: --checkpoint-every needs --checkpoint FILE to write to");
+        return EXIT_USAGE;
+    }
+    t.argc = argc;
+    t.argv = argv;
     /* The optimizer's own defaults, then the model's recipe (SGD with
      * momentum 0.9 and cosine annealing), then the options given. */
     nb_optimizer_opts given = t.opt;
@@ -287,8 +464,8 @@ int cmd_train(int argc, char **argv) {
         return EXIT_USAGE;
     }
     nb_optimizer_free(probe);
-    if ((t.save && !writable_dir("--save", t.save)) ||
-        (t.checkpoint && !writable_dir("--checkpoint", t.checkpoint)))
+    if ((t.save && !writable_path("--save", t.save)) ||
+        (t.checkpoint && !writable_path("--checkpoint", t.checkpoint)))
         return EXIT_USAGE;
     int code;
     nb_model *m = cli_open_model(&t.mo, &code);

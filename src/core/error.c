@@ -23,6 +23,7 @@ const char *nb_status_name(nb_status status) {
     case NB_ERR_FORMAT: return "malformed file";
     case NB_ERR_NONFINITE: return "non-finite value";
     case NB_ERR_STATE: return "call out of order";
+    case NB_ERR_STOPPED: return "stopped on request";
     }
     return "unknown status";
 }

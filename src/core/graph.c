@@ -11,6 +11,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 nb_graph *nb_graph_new(void) {
     nb_graph *g = nb_zalloc(sizeof *g, "graph");
@@ -23,7 +24,7 @@ void nb_graph_free(nb_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) {
         nb_node *n = g->nodes[i];
         if (n->kind != NB_NODE_PARAM && !(n->op && n->op->is_view)) {
-            nb_free(n->value.data);
+            if (!n->in_place) nb_free(n->value.data); /* else the producer's */
             nb_free(n->grad.data);
         }
         nb_free(n->aux);
@@ -254,6 +255,60 @@ size_t nb_graph_memory(const nb_graph *g) {
     return bytes;
 }
 
+int nb_graph_node_count(const nb_graph *g) { return g ? g->n_nodes : 0; }
+
+nb_node *nb_graph_node(const nb_graph *g, int i) {
+    return g && i >= 0 && i < g->n_nodes ? g->nodes[i] : NULL;
+}
+
+nb_node *nb_node_input(const nb_node *n, int i) {
+    return n && i >= 0 && i < n->n_in ? n->in[i] : NULL;
+}
+
+/* ---- profiling -------------------------------------------------------------- */
+
+void nb_graph_profile(nb_graph *g, int on) {
+    if (!g) return;
+    g->profile = on != 0;
+    if (!on) return;
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node *n = g->nodes[i];
+        n->prof_fwd_s = n->prof_bwd_s = 0.0;
+        n->prof_fwd_calls = n->prof_bwd_calls = 0;
+    }
+}
+
+nb_node_profile nb_node_profile_of(const nb_node *n) {
+    nb_node_profile p = {0, 0, 0, 0};
+    if (n) {
+        p.forward_s = n->prof_fwd_s, p.backward_s = n->prof_bwd_s;
+        p.forward_calls = n->prof_fwd_calls, p.backward_calls = n->prof_bwd_calls;
+    }
+    return p;
+}
+
+static double profile_clock(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The profiled twins of the two calls the passes make; kept out of line so
+ * the unprofiled loop stays a branch and an indirect call. */
+static void profiled_forward(nb_node *n) {
+    double t0 = profile_clock();
+    n->op->forward(n);
+    n->prof_fwd_s += profile_clock() - t0;
+    n->prof_fwd_calls++;
+}
+
+static void profiled_backward(nb_node *n) {
+    double t0 = profile_clock();
+    n->op->backward(n);
+    n->prof_bwd_s += profile_clock() - t0;
+    n->prof_bwd_calls++;
+}
+
 /* ---- operator nodes -------------------------------------------------------- */
 
 nb_status nb_fail_shapes(const nb_node *n, const char *what, const nb_tensor *a, const nb_tensor *b) {
@@ -317,9 +372,36 @@ static nb_status mark_reach(nb_graph *g, const nb_node *target) {
     return NB_OK;
 }
 
+/* Which relus run in place (see nb_node.in_place). A producer with another
+ * consumer anywhere in the graph, or that is the target itself, keeps its
+ * own value, since someone may read it. */
+static void plan_in_place(nb_graph *g, const nb_node *target) {
+    for (int i = 0; i < g->n_nodes; i++) g->nodes[i]->consumers = 0, g->nodes[i]->fused_relu = false;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i]->n_in; k++) g->nodes[i]->in[k]->consumers++;
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node *n = g->nodes[i];
+        nb_node *p = n->n_in ? n->in[0] : NULL;
+        bool on = g->reach[i] && n->op && n->op->kind == NB_OP_RELU && p->op && p->op->fuses_relu &&
+                  p->consumers == 1 && p != target;
+        if (on != n->in_place && !on) {
+            /* Back to a buffer of its own: the borrowed pointer is not ours. */
+            n->value.data = NULL;
+            n->value_cap = 0;
+        } else if (on != n->in_place && n->value_cap) {
+            nb_free(n->value.data);
+            n->value.data = NULL;
+            n->value_cap = 0;
+        }
+        n->in_place = on;
+        if (on) p->fused_relu = true;
+    }
+}
+
 /* Re-infer shapes, derive needs_grad, and size every buffer. */
-static nb_status plan(nb_graph *g) {
+static nb_status plan(nb_graph *g, const nb_node *target) {
     size_t workspace = 0;
+    plan_in_place(g, target);
     for (int i = 0; i < g->n_nodes; i++) {
         if (!g->reach[i]) continue;
         nb_node *n = g->nodes[i];
@@ -334,7 +416,10 @@ static nb_status plan(nb_graph *g) {
         for (int k = 0; k < n->n_in; k++) n->needs_grad |= n->in[k]->needs_grad;
         n->grad.ndim = n->value.ndim;
         memcpy(n->grad.shape, n->value.shape, sizeof n->grad.shape);
-        if (!n->op->is_view) {
+        if (n->in_place) {
+            n->value.data = n->in[0]->value.data; /* planned first: final here */
+            if (n->needs_grad && ensure_grad(n)) return NB_ERR_NOMEM;
+        } else if (!n->op->is_view) {
             if (ensure_value(n)) return NB_ERR_NOMEM;
             if (n->needs_grad && ensure_grad(n)) return NB_ERR_NOMEM;
         } else {
@@ -371,10 +456,12 @@ nb_status nb_forward(nb_graph *g, nb_node *target) {
     nb_status s = check_target(g, target, "nb_forward");
     if (s) return s;
     g->forward_done = false;
-    if ((s = mark_reach(g, target)) || (s = plan(g))) return s;
+    if ((s = mark_reach(g, target)) || (s = plan(g, target))) return s;
     for (int i = 0; i <= target->id; i++) {
         nb_node *n = g->nodes[i];
-        if (g->reach[i] && n->kind == NB_NODE_OP) n->op->forward(n);
+        if (!g->reach[i] || n->kind != NB_NODE_OP || n->in_place) continue;
+        if (g->profile) profiled_forward(n);
+        else n->op->forward(n);
     }
     g->forward_done = true;
     g->forward_target = target;
@@ -396,20 +483,56 @@ nb_status nb_backward(nb_graph *g, nb_node *loss) {
     if (!loss->needs_grad)
         return nb_fail(NB_ERR_ARG, "nb_backward: '%s' depends on no parameter and no input marked "
                        "with nb_requires_grad", loss->name);
-    /* Zero every gradient that will be accumulated into. Views share their
-     * input's buffer, so they are covered by it. */
-    if (g->n_param_floats) memset(g->param_grad, 0, g->n_param_floats * sizeof(float));
+    /* No gradient is zeroed up front: each is marked pending, its first
+     * contribution writes it (or zeroes it, for an op that only adds), and
+     * what no contribution reached is zeroed at the end. The result is that
+     * of zeroing everything first; the memory traffic is not. Views share
+     * their input's buffer, and the input answers for it. */
     for (int i = 0; i <= loss->id; i++) {
         nb_node *n = g->nodes[i];
-        if (!g->reach[i] || !n->needs_grad || n->kind == NB_NODE_PARAM) continue;
-        if (n->op && n->op->is_view) continue;
-        memset(n->grad.data, 0, nb_tensor_numel(&n->value) * sizeof(float));
+        n->grad_pending = g->reach[i] && n->needs_grad && !(n->op && n->op->is_view);
     }
+    nb_grad_first(loss);
     loss->grad.data[0] = 1.0f;
     for (int i = loss->id; i >= 0; i--) {
         nb_node *n = g->nodes[i];
-        if (g->reach[i] && n->kind == NB_NODE_OP && n->needs_grad) n->op->backward(n);
+        if (!g->reach[i] || n->kind != NB_NODE_OP || !n->needs_grad || n->op->is_view) continue;
+        if (!n->op->grad_write_first)
+            for (int k = 0; k < n->n_in; k++)
+                if (n->in[k]->needs_grad) nb_grad_begin_add(n->in[k]);
+        if (g->profile) profiled_backward(n);
+        else n->op->backward(n);
+    }
+    /* What no contribution reached is zero: every parameter outside the
+     * target's ancestors, and any gradient no op wrote. */
+    for (int i = 0; i < g->n_nodes; i++) {
+        nb_node *n = g->nodes[i];
+        bool unreached_param = n->kind == NB_NODE_PARAM && (i > loss->id || !g->reach[i]);
+        if (unreached_param || (i <= loss->id && n->grad_pending)) {
+            memset(n->grad.data, 0, nb_tensor_numel(&n->value) * sizeof(float));
+            n->grad_pending = false;
+        }
     }
     g->step++;
     return NB_OK;
+}
+
+/* The node whose buffer holds n's gradient: views lead back to their input. */
+static nb_node *grad_owner(nb_node *n) {
+    while (n->op && n->op->is_view) n = n->in[0];
+    return n;
+}
+
+bool nb_grad_first(nb_node *v) {
+    v = grad_owner(v);
+    bool first = v->grad_pending;
+    v->grad_pending = false;
+    return first;
+}
+
+void nb_grad_begin_add(nb_node *v) {
+    v = grad_owner(v);
+    if (!v->grad_pending) return;
+    memset(v->grad.data, 0, nb_tensor_numel(&v->value) * sizeof(float));
+    v->grad_pending = false;
 }

@@ -67,6 +67,15 @@ typedef struct nb_op_def {
     /* ADD (dJ/dn)(dn/dv) into in[i]->grad.data for each input with
      * needs_grad; never overwrite. */
     void (*backward)(nb_node *n);
+    /* false: the graph zeroes each input's gradient before its first
+     * contribution of the pass, and backward adds into it. true: backward
+     * asks nb_grad_first(v) (or calls nb_grad_begin_add(v)) for each input
+     * it touches, and writes rather than adds the first contribution, which
+     * spares zeroing a buffer and reading the zeros back. */
+    bool grad_write_first;
+    /* The op can apply a relu to its own output as it writes it (see
+     * in_place in nb_node). */
+    bool fuses_relu;
 } nb_op_def;
 
 typedef enum nb_node_kind { NB_NODE_INPUT, NB_NODE_CONST, NB_NODE_PARAM, NB_NODE_OP } nb_node_kind;
@@ -112,6 +121,23 @@ struct nb_node {
     size_t workspace_bytes;
 
     size_t param_offset;         /* params: position in the parameter block */
+
+    /* Set at the start of each backward pass for every gradient it will
+     * produce; cleared by the first contribution (nb_grad_first). */
+    bool grad_pending;
+
+    /* In-place relu, decided by each plan (as PyTorch's ReLU(inplace=True)):
+     * a relu whose input is a fuses_relu op with no other consumer shares
+     * that op's value buffer (in_place) and does no forward work, and the
+     * op applies the relu as it writes its output (fused_relu). The relu's
+     * backward is unchanged: relu(x) > 0 exactly where x > 0. Gradients are
+     * never shared. */
+    bool in_place, fused_relu;
+    int consumers;               /* nodes that take this one as an input */
+
+    /* Profiling (nb_graph_profile): seconds and calls, accumulated. */
+    double prof_fwd_s, prof_bwd_s;
+    long prof_fwd_calls, prof_bwd_calls;
 };
 
 struct nb_graph {
@@ -130,12 +156,22 @@ struct nb_graph {
     uint64_t step;
     bool forward_done;               /* backward needs a forward first */
     const nb_node *forward_target;
+    bool profile;                    /* time each node's forward and backward */
 };
 
 /* Create an operator node: checks inputs (NULL → propagate), runs infer,
  * records the first error in the graph. Used by every op constructor. */
 nb_node *nb_node_new_op(nb_graph *g, const nb_op_def *op, nb_node *const *inputs, int n_in,
                         const nb_op_attr *attr);
+
+/* Gradients within a backward pass, for ops with grad_write_first. A view
+ * shares its input's buffer, so both answer for the node that owns it.
+ * nb_grad_first: true when nothing has been written to v's gradient yet
+ * this pass, and marks it written: the caller must then write all of it
+ * (=), not add (+=). nb_grad_begin_add: for a backward that adds into v's
+ * gradient (or part of it): zeroes it when it is still unwritten. */
+bool nb_grad_first(nb_node *v);
+void nb_grad_begin_add(nb_node *v);
 
 /* Shape helpers for infer functions. */
 size_t nb_numel(int ndim, const int *shape);

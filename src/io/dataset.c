@@ -58,9 +58,12 @@ nb_status nb_dataset_load_mnist(const char *dir, const char *split, nb_dataset *
     nb_idx img = {0}, lbl = {0};
     s = nb_idx_read(img_path, &img);
     if (s) return s;
-    if (img.ndim != 3) {
-        s = nb_fail(NB_ERR_FORMAT, "%s: images must be 3-D [count, height, width], the file has %d "
-                    "dimension%s", img_path, img.ndim, img.ndim == 1 ? "" : "s");
+    /* [count, height, width] (one channel, as MNIST), or [count, channels,
+     * height, width] for colour images (AlexNet's 3 x 224 x 224). */
+    if (img.ndim != 3 && img.ndim != 4) {
+        s = nb_fail(NB_ERR_FORMAT, "%s: images must be 3-D [count, height, width] or 4-D [count, "
+                    "channels, height, width], the file has %d dimension%s", img_path, img.ndim,
+                    img.ndim == 1 ? "" : "s");
         goto fail;
     }
     s = nb_idx_read(lbl_path, &lbl);
@@ -84,9 +87,9 @@ nb_status nb_dataset_load_mnist(const char *dir, const char *split, nb_dataset *
     }
     /* The dataset takes over both buffers. */
     out->count = img.dims[0];
-    out->channels = 1;
-    out->height = img.dims[1];
-    out->width = img.dims[2];
+    out->channels = img.ndim == 4 ? img.dims[1] : 1;
+    out->height = img.dims[img.ndim - 2];
+    out->width = img.dims[img.ndim - 1];
     out->images = img.data;
     out->labels = lbl.data;
     return NB_OK;

@@ -8,8 +8,13 @@
 #include "kernels/kernels.h"
 
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
-/* Below this many copied floats the threads cost more than they save. */
+/* Below this many copied floats the threads cost more than they save.
+ * Inside a parallel region (an operator running a group per thread) the
+ * loops run on the calling thread. */
 #define PARALLEL_MIN_FLOATS 32768
 
 /* The outputs o in [*lo, *hi) whose input index o*stride - pad + k lies in
@@ -27,7 +32,7 @@ void nb_im2col(const nb_conv_geom *g, const float *x, int count, float *cols) {
     const int kk = g->kernel_h * g->kernel_w, rows = g->channels * kk;
     const size_t plane = (size_t)g->height * g->width, ohw = (size_t)g->out_h * g->out_w;
     const size_t row_len = (size_t)count * ohw;
-#pragma omp parallel for collapse(2) schedule(static) if (row_len * rows >= PARALLEL_MIN_FLOATS)
+#pragma omp parallel for collapse(2) schedule(static) if (row_len * rows >= PARALLEL_MIN_FLOATS && !omp_in_parallel())
     for (int n = 0; n < count; n++)
         for (int r = 0; r < rows; r++) {
             const int c = r / kk, kh = r % kk / g->kernel_w, kw = r % g->kernel_w;
@@ -46,10 +51,14 @@ void nb_im2col(const nb_conv_geom *g, const float *x, int count, float *cols) {
                 const float *src = img + (size_t)ih * g->width;
                 const int shift = kw - g->pad_w;
                 for (int ow = 0; ow < ow_lo; ow++) d[ow] = 0.0f;
-                if (g->stride_w == 1 && ow_hi > ow_lo)
-                    memcpy(d + ow_lo, src + ow_lo + shift, (size_t)(ow_hi - ow_lo) * sizeof(float));
-                else
+                /* Rows are short (ten pixels in LeNet-5's conv2): a vector
+                 * loop, not a call to memcpy per row. */
+                if (g->stride_w == 1) {
+NB_SIMD
+                    for (int ow = ow_lo; ow < ow_hi; ow++) d[ow] = src[ow + shift];
+                } else {
                     for (int ow = ow_lo; ow < ow_hi; ow++) d[ow] = src[ow * g->stride_w + shift];
+                }
                 for (int ow = ow_hi; ow < g->out_w; ow++) d[ow] = 0.0f;
             }
         }
@@ -63,7 +72,7 @@ void nb_col2im_add(const nb_conv_geom *g, const float *cols, int count, float *x
     const size_t plane = (size_t)g->height * g->width, ohw = (size_t)g->out_h * g->out_w;
     const size_t row_len = (size_t)count * ohw;
 #pragma omp parallel for collapse(2) schedule(static) \
-    if (row_len * g->channels * kk >= PARALLEL_MIN_FLOATS)
+    if (row_len * g->channels * kk >= PARALLEL_MIN_FLOATS && !omp_in_parallel())
     for (int n = 0; n < count; n++)
         for (int c = 0; c < g->channels; c++) {
             float *img = x + ((size_t)n * g->channels + c) * plane;
@@ -79,7 +88,13 @@ void nb_col2im_add(const nb_conv_geom *g, const float *cols, int count, float *x
                         float *dst = img + (size_t)ih * g->width;
                         const float *s = src + (size_t)oh * g->out_w;
                         const int shift = kw - g->pad_w;
-                        for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow * g->stride_w + shift] += s[ow];
+                        /* dst and s never overlap; distinct ow hit distinct pixels. */
+                        if (g->stride_w == 1) {
+NB_SIMD
+                            for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow + shift] += s[ow];
+                        } else {
+                            for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow * g->stride_w + shift] += s[ow];
+                        }
                     }
                 }
         }

@@ -5,6 +5,23 @@
 #define NB_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+/* `omp simd` for a plain loop GCC's -O2 would not vectorise (it will not add
+ * a runtime alias check unasked). clang vectorises such loops by itself and
+ * turns a simd request it cannot meet (at -O1 under the sanitizers) into a
+ * warning, fatal with -Werror, so clang is not asked. NB_SIMD_CLAUSE is the
+ * same as a clause of a combined `omp parallel for` pragma. */
+#if defined(_OPENMP) && defined(__GNUC__) && !defined(__clang__)
+#define NB_SIMD _Pragma("omp simd")
+#define NB_SIMD_CLAUSE simd
+#else
+#define NB_SIMD
+#define NB_SIMD_CLAUSE
+#endif
+
+/* x = x > 0 ? x : 0 over n floats (a NaN becomes 0, as the relu op's). */
+void nb_relu_inplace(float *x, size_t n);
 
 /* ---- matrix multiply ------------------------------------------------------ */
 
@@ -62,5 +79,80 @@ void nb_im2col(const nb_conv_geom *g, const float *x, int count, float *cols);
  * back onto the pixel it was copied from. Each pixel's sum runs in a fixed
  * order, so the result does not depend on the thread count. */
 void nb_col2im_add(const nb_conv_geom *g, const float *cols, int count, float *x);
+
+/* ---- direct convolution for few input channels (conv_direct.c) ------------ */
+
+/* Limits of the direct path: input channels, and floats of one sample's
+ * zero-padded image (a stack buffer). */
+#define NB_CONV_DIRECT_MAX_CHANNELS 4
+#define NB_CONV_DIRECT_MAX_PAD 8192
+
+/* Whether the direct kernels take this geometry on this CPU: stride 1, at
+ * most NB_CONV_DIRECT_MAX_CHANNELS input channels, output rows of 16 or
+ * more, a padded sample that fits the stack buffer, and AVX-512. */
+int nb_conv_direct_fits(const nb_conv_geom *g);
+
+/* ONE sample. x is (C, H, W); w is (O, C, KH, KW); b is (O) or NULL; y is
+ * (O, OH, OW), written; with relu nonzero, max(y, 0) (0 for a NaN) is. */
+void nb_conv_direct_forward(const nb_conv_geom *g, int out_ch, const float *x, const float *w,
+                            const float *b, float *y, int relu);
+/* ONE sample's weight gradient dw (O, C, KH, KW) and, when db is not NULL,
+ * bias gradient db (O), written (not added), from x (C, H, W) and dy
+ * (O, OH, OW). */
+void nb_conv_direct_backward(const nb_conv_geom *g, int out_ch, const float *x, const float *dy,
+                             float *dw, float *db);
+
+/* ---- convolution of one sample, from the definition (conv_reference.c) ------ */
+
+/* What the fast kernels are tested against; any geometry. y and dw/db are
+ * written, dx is added into. */
+void nb_conv_forward_reference(const nb_conv_geom *g, int out_ch, const float *x, const float *w,
+                               const float *b, float *y);
+void nb_conv_weight_grad_reference(const nb_conv_geom *g, int out_ch, const float *x, const float *dy,
+                                   float *dw, float *db);
+void nb_conv_input_grad_reference(const nb_conv_geom *g, int out_ch, const float *w, const float *dy,
+                                  float *dx);
+
+/* ---- max pooling (maxpool.c) --------------------------------------------------- */
+
+/* ONE image x (h, w), h and w even: y (h/2, w/2) the window maxima (the
+ * first of equal maxima; a NaN wins), arg the winner's index iy * w + ix. */
+void nb_maxpool2x2_forward(const float *x, int h, int w, float *y, int32_t *arg);
+/* ONE image's input gradient, WRITTEN: dx (h, w) is dy at each window's
+ * winner and 0 elsewhere (the windows tile the image). */
+void nb_maxpool2x2_backward(const float *dy, const int32_t *arg, int h, int w, float *dx);
+void nb_maxpool2x2_forward_reference(const float *x, int h, int w, float *y, int32_t *arg);
+void nb_maxpool2x2_backward_reference(const float *dy, const int32_t *arg, int h, int w, float *dx);
+/* ONE image x (h, w), windows kh x kw with strides sh, sw and no padding:
+ * y ((h-kh)/sh+1, (w-kw)/sw+1) and arg, by the same rule. */
+void nb_maxpool_forward(const float *x, int h, int w, int kh, int kw, int sh, int sw, float *y,
+                        int32_t *arg);
+void nb_maxpool_forward_reference(const float *x, int h, int w, int kh, int kw, int sh, int sw,
+                                  float *y, int32_t *arg);
+
+/* ---- channel-vectorised direct convolution (conv_cv.c) --------------------- */
+
+/* Whether the kernels below take this layer on this CPU: at least 12
+ * output channels, a small layer, and AVX-512. Any stride and padding. */
+int nb_conv_cv_fits(const nb_conv_geom *g, int out_ch);
+/* Floats of the packed weights wt ([O/16 blocks][C*KH*KW][16]) and of the
+ * scratch one call needs (one per thread running at once). */
+size_t nb_conv_cv_packed_floats(const nb_conv_geom *g, int out_ch);
+size_t nb_conv_cv_scratch_floats(const nb_conv_geom *g, int out_ch);
+/* w (O, C, KH, KW) into the packed layout, zero-padded to whole blocks. */
+void nb_conv_cv_pack_weights(const nb_conv_geom *g, int out_ch, const float *w, float *wt);
+/* dw (O, C, KH, KW) = (first) or += a packed-layout gradient dwt. */
+void nb_conv_cv_unpack_grad(const nb_conv_geom *g, int out_ch, const float *dwt, float *dw, int first);
+/* ONE sample: y (O, OH, OW) = b + w * x, written, from packed weights;
+ * with relu nonzero, max(y, 0) (0 for a NaN). */
+void nb_conv_cv_forward(const nb_conv_geom *g, int out_ch, const float *x, const float *wt,
+                        const float *b, float *y, float *scratch, int relu);
+/* ONE sample's weight gradient in the packed layout: written when first is
+ * nonzero, else added. */
+void nb_conv_cv_weight_grad(const nb_conv_geom *g, int out_ch, const float *x, const float *dy,
+                            float *dwt, int first, float *scratch);
+/* ONE sample's input gradient ADDED into dx (C, H, W), from w (O, C, KH, KW). */
+void nb_conv_cv_input_grad(const nb_conv_geom *g, int out_ch, const float *w, const float *dy,
+                           float *dx, float *scratch);
 
 #endif

@@ -51,21 +51,36 @@ void nb_model_set_seed(nb_model *m, uint64_t seed);
 /* NB_OK when the model is finished and has no build error. */
 nb_status nb_model_check_ready(const nb_model *m, const char *who);
 
+/* NB_OK when every element of `block`, a buffer laid out like the parameter
+ * block (the parameters, their gradients, an optimizer's buffer), is
+ * finite. Otherwise NB_ERR_NONFINITE naming the first parameter holding a
+ * NaN or infinity and the element: "<what>fc.weight is not finite (element
+ * 3 is nan)". One summing pass; the scan for the culprit only on failure. */
+nb_status nb_model_check_finite(const nb_model *m, const float *block, const char *what);
+
 /* Where a training run stands; what a checkpoint keeps beside the weights
  * and the optimizer state. */
 typedef struct nb_train_state {
     int epoch;            /* completed epochs */
-    long batch_in_epoch;  /* batches done in the current epoch */
-    long step;            /* training steps done in all */
+    long batch_in_epoch;  /* batches done in the current epoch; all of them
+                             (the epoch's batch count) while its evaluation
+                             and report are still to come */
+    long step;            /* training steps done in all, skipped ones included */
     nb_rng epoch_rng;     /* the shuffle generator as the current epoch began */
     int batch;            /* batch size: batch_in_epoch means nothing without it */
     int shuffle;
+    /* The current epoch so far, so that its report comes out the same
+     * whether or not the run was resumed in the middle of it. */
+    double loss_sum;      /* sum over trained batches of mean loss x batch size */
+    long samples;         /* samples trained on */
+    long skipped;         /* steps skipped for non-finite values */
 } nb_train_state;
 
 nb_status nb_checkpoint_save(const char *path, const nb_model *m, nb_optimizer *opt,
                              const nb_train_state *st);
 /* Restores weights, optimizer buffers and steps, the graph's step and *st.
- * A failure after the tensors were read may leave them loaded. */
+ * A file that is no checkpoint, or whose metadata is malformed, is refused
+ * before any tensor is read; a failure after that may leave them loaded. */
 nb_status nb_checkpoint_load(const char *path, nb_model *m, nb_optimizer *opt, nb_train_state *st);
 
 #endif

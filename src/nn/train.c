@@ -37,6 +37,45 @@ static nb_status feed(nb_model *m, const float *x, const float *labels, int batc
     return labels ? nb_feed(m->labels, labels, batch) : NB_OK;
 }
 
+/* ---- non-finite values ----------------------------------------------------- */
+
+/* A float block summed in double cannot overflow (FLT_MAX times any count
+ * that fits in memory stays far below DBL_MAX), so the sum is finite exactly
+ * when every element is: NaNs and infinities carry through it. Four partial
+ * sums keep the additions from waiting on one another. */
+static bool block_is_finite(const float *x, size_t n) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += x[i];
+        s1 += x[i + 1];
+        s2 += x[i + 2];
+        s3 += x[i + 3];
+    }
+    for (; i < n; i++) s0 += x[i];
+    return isfinite(s0 + s1 + s2 + s3);
+}
+
+/* printf's %g writes a NaN with its sign bit set as "-nan"; the sign of a
+ * NaN means nothing, so messages say "nan", "inf" or "-inf". */
+static const char *nonfinite_name(float x) { return isnan(x) ? "nan" : x > 0 ? "inf" : "-inf"; }
+
+nb_status nb_model_check_finite(const nb_model *m, const float *block, const char *what) {
+    if (block_is_finite(block, nb_graph_params(m->g, NULL, NULL))) return NB_OK;
+    for (int i = 0; i < nb_graph_param_count(m->g); i++) {
+        const nb_node *p = nb_graph_param(m->g, i);
+        const float *x = block + p->param_offset;
+        size_t n = nb_tensor_numel(&p->value);
+        for (size_t k = 0; k < n; k++)
+            if (!isfinite(x[k]))
+                return nb_fail(NB_ERR_NONFINITE, "%s%s is not finite (element %zu is %s)", what,
+                               p->name, k, nonfinite_name(x[k]));
+    }
+    return NB_OK; /* not reached: the parameters tile the block */
+}
+
+/* ---- steps and batches ------------------------------------------------------ */
+
 nb_status nb_model_train_step(nb_model *m, nb_optimizer *opt, const float *x, const float *labels,
                               int batch, float *loss) {
     if (!opt || !labels)
@@ -47,11 +86,15 @@ nb_status nb_model_train_step(nb_model *m, nb_optimizer *opt, const float *x, co
     if ((s = nb_forward(m->g, m->loss))) return s;
     float value = nb_value(m->loss)->data[0];
     if (!isfinite(value))
-        return nb_fail(NB_ERR_NONFINITE, "model '%s': the loss is %g: training diverged (try a "
-                       "lower learning rate)", m->name, (double)value);
+        return nb_fail(NB_ERR_NONFINITE, "model '%s': the loss is %s: training diverged (try a "
+                       "lower learning rate)", m->name, nonfinite_name(value));
     if ((s = nb_backward(m->g, m->loss))) return s;
     float *params, *grads;
     nb_graph_params(m->g, &params, &grads);
+    /* A NaN or an infinity in one gradient would spread through the update
+     * into the weights (and Adam's moments) for good: stop before it does. */
+    if ((s = nb_model_check_finite(m, grads, "the gradient of ")))
+        return nb_fail_prefix(s, "model '%s': ", m->name);
     if ((s = nb_optimizer_step(opt, params, grads))) return s;
     if (loss) *loss = value;
     return NB_OK;
@@ -191,6 +234,9 @@ static nb_status check_opts(const nb_model *m, const nb_optimizer *opt, const nb
         return nb_fail(NB_ERR_ARG, "nb_train: %d epochs and %ld steps; give a positive number of "
                        "one of them", o->epochs, o->steps);
     if (o->eval_batch < 0) return nb_fail(NB_ERR_ARG, "nb_train: eval batch %d, expected >= 0", o->eval_batch);
+    if (o->checkpoint_every < 0)
+        return nb_fail(NB_ERR_ARG, "nb_train: checkpoint every %ld steps, expected >= 0 (0: after "
+                       "every epoch)", o->checkpoint_every);
     return NB_OK;
 }
 
@@ -208,59 +254,111 @@ typedef struct run {
     long per_epoch;   /* batches in an epoch, the last one partial */
 } run;
 
+static bool stop_requested(const nb_train_opts *o) { return o->stop && *o->stop; }
+
+/* The step budget, or the epochs, all done. */
+static bool run_done(const run *r) {
+    const nb_train_opts *o = r->o;
+    return o->steps ? r->st.step >= o->steps : r->st.epoch >= o->epochs;
+}
+
+static nb_status save_checkpoint(run *r, const char *path) {
+    return nb_checkpoint_save(path, r->m, r->opt, &r->st);
+}
+
 /* Train through the rest of the current epoch, or until the step budget
- * ends it early; fills the report's training half. */
-static nb_status train_epoch(run *r, nb_epoch_report *rep) {
+ * ends it early or a stop is requested. The shuffle is redrawn from the
+ * epoch's starting generator, so a resumed epoch sees the same order. On
+ * return st.batch_in_epoch says how far it got; the epoch stays open (its
+ * evaluation and report are the caller's). *seconds and *trained time and
+ * count this call's own samples. */
+static nb_status train_epoch(run *r, double *seconds, size_t *trained) {
     const nb_dataset *d = r->train;
     const nb_train_opts *o = r->o;
-    nb_rng epoch_start = r->rng;
+    r->rng = r->st.epoch_rng;
     if (o->shuffle) {
         nb_shuffle(r->order, (size_t)d->count, 1, &r->rng);
     } else {
         for (int i = 0; i < d->count; i++) r->order[i] = (uint32_t)i;
     }
-    double t0 = now_seconds(), loss_sum = 0.0;
-    size_t samples = 0;
-    long b = r->st.batch_in_epoch;
-    for (; b < r->per_epoch && !(o->steps && r->st.step >= o->steps); b++) {
-        size_t first = (size_t)b * (size_t)o->batch;
+    double t0 = now_seconds();
+    *trained = 0;
+    nb_train_state *st = &r->st;
+    while (st->batch_in_epoch < r->per_epoch && !(o->steps && st->step >= o->steps) &&
+           !stop_requested(o)) {
+        size_t first = (size_t)st->batch_in_epoch * (size_t)o->batch;
         int count = (size_t)d->count - first < (size_t)o->batch ? (int)((size_t)d->count - first) : o->batch;
         nb_dataset_batch(d, r->order, first, count, r->mean, r->std, r->x, r->y);
         float loss;
         nb_status s = nb_model_train_step(r->m, r->opt, r->x, r->y, count, &loss);
-        if (s) return nb_fail_prefix(s, "epoch %d, step %ld: ", r->st.epoch + 1, r->st.step + 1);
-        loss_sum += (double)loss * count;
-        samples += (size_t)count;
-        r->st.step++;
+        if (s == NB_ERR_NONFINITE && o->skip_nonfinite) {
+            st->skipped++;
+        } else if (s) {
+            return nb_fail_prefix(s, "epoch %d, step %ld: ", st->epoch + 1, st->step + 1);
+        } else {
+            st->loss_sum += (double)loss * count;
+            st->samples += count;
+            *trained += (size_t)count;
+        }
+        st->step++;
+        st->batch_in_epoch++;
+        if (o->checkpoint && o->checkpoint_every > 0 && st->step % o->checkpoint_every == 0 &&
+            (s = save_checkpoint(r, o->checkpoint)))
+            return s;
     }
-    rep->epoch = r->st.epoch + 1;
-    rep->step = r->st.step;
-    rep->samples = samples;
-    rep->seconds = now_seconds() - t0;
-    rep->train_loss = samples ? loss_sum / (double)samples : NAN;
-    rep->images_per_s = rep->seconds > 0 ? (double)samples / rep->seconds : 0.0;
-    if (b < r->per_epoch) {
-        /* Stopped part-way: a resume reshuffles from the epoch's start. */
-        r->st.batch_in_epoch = b;
-        r->st.epoch_rng = epoch_start;
-    } else {
-        r->st.epoch++;
-        r->st.batch_in_epoch = 0;
-        r->st.epoch_rng = r->rng;
-    }
+    *seconds = now_seconds() - t0;
     return NB_OK;
+}
+
+/* Close a finished epoch: the next one starts from the generator as it is
+ * after this epoch's shuffle, with nothing counted yet. */
+static void close_epoch(run *r) {
+    r->st.epoch++;
+    r->st.batch_in_epoch = 0;
+    r->st.epoch_rng = r->rng;
+    r->st.loss_sum = 0.0;
+    r->st.samples = 0;
+    r->st.skipped = 0;
+}
+
+/* Stopped on request: save where the run stands, so nothing done is lost. */
+static nb_status stop_run(run *r) {
+    const nb_train_opts *o = r->o;
+    const char *path = o->checkpoint ? o->checkpoint : o->stop_checkpoint;
+    const nb_train_state *st = &r->st;
+    if (!path)
+        return nb_fail(NB_ERR_STOPPED, "stopped after step %ld (epoch %d, batch %ld of %ld); no "
+                       "checkpoint was asked for", st->step, st->epoch + 1, st->batch_in_epoch,
+                       r->per_epoch);
+    nb_status s = save_checkpoint(r, path);
+    if (s)
+        return nb_fail_prefix(s, "stopped after step %ld, but the checkpoint was not written: ",
+                              st->step);
+    return nb_fail(NB_ERR_STOPPED, "stopped after step %ld (epoch %d, batch %ld of %ld); "
+                   "checkpoint written to %s", st->step, st->epoch + 1, st->batch_in_epoch,
+                   r->per_epoch, path);
 }
 
 static nb_status run_loop(run *r) {
     const nb_train_opts *o = r->o;
     int epochs = o->steps ? (int)((o->steps + r->per_epoch - 1) / r->per_epoch) : o->epochs;
-    for (;;) {
-        if (o->steps ? r->st.step >= o->steps : r->st.epoch >= o->epochs) return NB_OK;
+    while (!run_done(r) || r->st.batch_in_epoch) {
         nb_epoch_report rep;
         memset(&rep, 0, sizeof rep);
-        rep.epochs = epochs;
-        nb_status s = train_epoch(r, &rep);
+        size_t trained;
+        nb_status s = train_epoch(r, &rep.seconds, &trained);
         if (s) return s;
+        /* Checked again here: the evaluation may take a while, and a stop
+         * that came during the last step should not wait for it. */
+        if (stop_requested(o)) return stop_run(r);
+        const nb_train_state *st = &r->st;
+        rep.epochs = epochs;
+        rep.epoch = st->epoch + 1;
+        rep.step = st->step;
+        rep.samples = (size_t)st->samples;
+        rep.skipped = st->skipped;
+        rep.train_loss = st->samples ? st->loss_sum / (double)st->samples : NAN;
+        rep.images_per_s = rep.seconds > 0 ? (double)trained / rep.seconds : 0.0;
         rep.test_loss = rep.test_accuracy = NAN;
         if (o->test) {
             nb_eval_result e;
@@ -270,11 +368,18 @@ static nb_status run_loop(run *r) {
             rep.test_accuracy = e.accuracy;
         }
         rep.lr = nb_optimizer_lr(r->opt);
-        if (o->checkpoint && (s = nb_checkpoint_save(o->checkpoint, r->m, r->opt, &r->st))) return s;
+        /* Report, then checkpoint: a run killed between the two repeats the
+         * report when resumed, rather than losing it. */
         if (o->on_epoch) o->on_epoch(&rep, o->user);
+        bool complete = st->batch_in_epoch == r->per_epoch;
+        if (complete) close_epoch(r);
+        if (o->checkpoint && (o->checkpoint_every <= 0 || run_done(r)) &&
+            (s = save_checkpoint(r, o->checkpoint)))
+            return s;
         /* A step budget that ended mid-epoch ends the run. */
-        if (r->st.batch_in_epoch) return NB_OK;
+        if (!complete) return NB_OK;
     }
+    return NB_OK;
 }
 
 nb_status nb_train(nb_model *m, nb_optimizer *opt, const nb_dataset *train, const nb_train_opts *o) {
@@ -298,12 +403,22 @@ nb_status nb_train(nb_model *m, nb_optimizer *opt, const nb_dataset *train, cons
                            "with the same settings (got batch %d and %s)", o->resume, saved.batch,
                            saved.shuffle ? "shuffling" : "no shuffle", o->batch,
                            o->shuffle ? "shuffling" : "no shuffle");
-        if (saved.batch_in_epoch >= r.per_epoch)
+        /* batch_in_epoch may equal the epoch's batch count: trained, but
+         * not yet evaluated and reported. */
+        if (saved.batch_in_epoch > r.per_epoch)
             return nb_fail(NB_ERR_FORMAT, "%s: the checkpoint stopped at batch %ld of an epoch, but "
                            "this data set has %ld batches", o->resume, saved.batch_in_epoch, r.per_epoch);
+        if (saved.skipped > saved.batch_in_epoch || saved.samples > saved.batch_in_epoch * o->batch)
+            return nb_fail(NB_ERR_FORMAT, "%s: the checkpoint counts %ld samples and %ld skipped "
+                           "steps in %ld batches of %d", o->resume, saved.samples, saved.skipped,
+                           saved.batch_in_epoch, o->batch);
         r.st = saved;
     }
-    r.rng = r.st.epoch_rng;
+    float *params;
+    nb_graph_params(m->g, &params, NULL);
+    if ((s = nb_model_check_finite(m, params, "parameter ")))
+        return nb_fail_prefix(s, "model '%s': cannot train from weights that are not finite: ",
+                              m->name);
     float mean[NB_MAX_CHANNELS], std[NB_MAX_CHANNELS];
     data_norm(m, train, mean, std, &r.mean, &r.std);
     size_t sample = (size_t)train->channels * (size_t)train->height * (size_t)train->width;
@@ -314,5 +429,10 @@ nb_status nb_train(nb_model *m, nb_optimizer *opt, const nb_dataset *train, cons
     nb_free(r.order);
     nb_free(r.x);
     nb_free(r.y);
+    /* An update can overflow with every gradient finite (a learning rate
+     * far too large); such weights must not be taken for a result. */
+    if (!s && (s = nb_model_check_finite(m, params, "parameter ")))
+        return nb_fail_prefix(s, "model '%s': training ended with weights that are not finite "
+                              "(lower the learning rate): ", m->name);
     return s;
 }

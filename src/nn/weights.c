@@ -121,14 +121,19 @@ nb_status nb_model_save(const nb_model *m, const char *path) {
 }
 
 /* Whether `path` is a checkpoint written by nb_train: its metadata alone is
- * read (asking for no tensor, with the others allowed). */
-static bool is_checkpoint(const char *path, nb_meta *meta, int cap) {
+ * read (asking for no tensor, with the others allowed). A file that cannot
+ * be read is not one, and the full load names what is wrong with it; but
+ * running out of memory must not pass for that, or the load would go on to
+ * report a checkpoint's optimizer tensors as unexpected. */
+static nb_status is_checkpoint(const char *path, nb_meta *meta, int cap, bool *yes) {
     nb_named_tensor none;
     int n = 0;
-    if (nb_safetensors_load(path, &none, 0, 1, meta, cap, &n)) return false;
+    *yes = false;
+    nb_status s = nb_safetensors_load(path, &none, 0, 1, meta, cap, &n);
+    if (s) return s == NB_ERR_NOMEM ? s : NB_OK;
     for (int i = 0; i < n; i++)
-        if (!strcmp(meta[i].key, "nabla.checkpoint")) return true;
-    return false;
+        if (!strcmp(meta[i].key, "nabla.checkpoint")) *yes = true;
+    return NB_OK;
 }
 
 nb_status nb_model_load(nb_model *m, const char *path) {
@@ -139,7 +144,8 @@ nb_status nb_model_load(nb_model *m, const char *path) {
     nb_meta *meta = nb_alloc(32 * sizeof *meta, "metadata");
     if (!t || !meta) s = NB_ERR_NOMEM;
     /* A checkpoint's optimizer tensors are the only extras allowed. */
-    int extra = !s && is_checkpoint(path, meta, 32);
+    bool extra = false;
+    if (!s) s = is_checkpoint(path, meta, 32, &extra);
     if (!s) s = nb_safetensors_load(path, t, count, extra, meta, 32, &n_meta);
     if (!s) s = nb_model_apply_meta(m, meta, n_meta, path);
     nb_free(t);

@@ -139,10 +139,10 @@ static void backward_div(nb_node *n) {
     }
 }
 
-static const nb_op_def add_def = {NB_OP_ADD, "add", false, infer_binary, forward_add, backward_add};
-static const nb_op_def sub_def = {NB_OP_SUB, "sub", false, infer_binary, forward_sub, backward_sub};
-static const nb_op_def mul_def = {NB_OP_MUL, "mul", false, infer_binary, forward_mul, backward_mul};
-static const nb_op_def div_def = {NB_OP_DIV, "div", false, infer_binary, forward_div, backward_div};
+static const nb_op_def add_def = {NB_OP_ADD, "add", false, infer_binary, forward_add, backward_add, false, false};
+static const nb_op_def sub_def = {NB_OP_SUB, "sub", false, infer_binary, forward_sub, backward_sub, false, false};
+static const nb_op_def mul_def = {NB_OP_MUL, "mul", false, infer_binary, forward_mul, backward_mul, false, false};
+static const nb_op_def div_def = {NB_OP_DIV, "div", false, infer_binary, forward_div, backward_div, false, false};
 
 nb_node *nb_add(nb_graph *g, nb_node *a, nb_node *b) { return nb_node_new_op(g, &add_def, (nb_node *[]){a, b}, 2, NULL); }
 nb_node *nb_sub(nb_graph *g, nb_node *a, nb_node *b) { return nb_node_new_op(g, &sub_def, (nb_node *[]){a, b}, 2, NULL); }

@@ -1,45 +1,95 @@
-/* conv.c — 2-D convolution (cross-correlation, as in PyTorch), lowered to
- * matrix products by im2col.
+/* conv.c — 2-D convolution (cross-correlation, as in PyTorch).
  *
  * x is (N, C, H, W); w is (O, C, KH, KW), read as a matrix [O, CKK] with
- * CKK = C*KH*KW; b is (O) or absent; y is (N, O, OH, OW). The batch is taken
- * a group of G samples at a time, G chosen from the shapes alone so the
- * scratch space stays a few megabytes:
+ * CKK = C*KH*KW; b is (O) or absent; y is (N, O, OH, OW). Four ways to run
+ * it, chosen from the shapes alone (so never from the thread count):
  *
+ * Direct (few input channels, stride 1, an AVX-512 CPU; kernels/conv_direct.c):
+ *   each sample in registers from a zero-padded copy; samples in parallel;
+ *   per-sample weight gradients summed in sample order.
+ *
+ * Channel-vectorised (small layers, 12+ output channels, AVX-512;
+ * kernels/conv_cv.c): sixteen output channels per vector, no lowering;
+ *   samples in parallel, weight gradients per group of samples.
+ *
+ * im2col + GEMM, the batch taken a group of G samples at a time:
  *   cols = im2col(x[group])            [CKK, G*OHW]
  *   Y'   = W cols                      [O, G*OHW], then y[n][o] = Y'[o][n] + b[o]
- *
  * and backward, with dY' the group's dy rearranged to [O, G*OHW]:
- *
  *   dW  += dY' cols^T                  (cols recomputed: the workspace is shared)
  *   dx  += col2im(W^T dY')
  *   db  += sum of dy over batch and positions
+ *   - small layers (LeNet-5's conv2): groups run in parallel, one thread
+ *     each, with its own slice of the workspace; a group's dW is written to
+ *     a slot of its own and the slots are summed in group order;
+ *   - large layers (AlexNet's): one group at a time, the threads inside
+ *     im2col and GEMM.
  *
- * Every sum runs in an order fixed by the shapes (gemm never splits K, col2im
- * gives each image to one thread, groups are visited in order), so results do
- * not depend on the thread count. */
+ * Every sum runs in an order fixed by the shapes: per-sample or per-group
+ * weight gradients are summed in order, GEMM never splits K, col2im gives
+ * each image to one thread. So results do not depend on the thread count.
+ *
+ * When the only consumer is a relu, the graph runs it in place and sets
+ * fused_relu: every path then stores max(y, 0). The gradients of the
+ * weights, bias and input are written when they are the pass's first
+ * (grad_write_first), else added. */
 #include "core/internal.h"
 #include "kernels/kernels.h"
 
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
-/* Scratch per group, in floats: cols plus Y'. Big enough that the products
- * are long, small enough to stay in the last-level cache. */
+/* A group's scratch (cols plus Y'), in floats: large layers take big groups
+ * so their products are long; small layers, run a group per thread, take
+ * groups that stay in that core's L2 cache. */
 #define GROUP_FLOATS ((size_t)1 << 21)
+#define SMALL_GROUP_FLOATS ((size_t)1 << 17)
+/* Below this many multiply-adds per sample a layer is "small". */
+#define SMALL_LAYER_MACS ((size_t)1 << 22)
+/* Small layers cut the batch into a multiple of this many groups, so that
+ * up to four threads get equal shares. */
+#define GROUP_MULTIPLE 4
+
+typedef enum { CONV_DIRECT, CONV_CV, CONV_GROUPS_PARALLEL, CONV_GROUPS_SERIAL } conv_path;
 
 typedef struct {
     nb_conv_geom g;
     int batch, out_ch;
-    int ckk;     /* rows of cols: C*KH*KW */
-    int ohw;     /* output positions per sample */
-    int group;   /* samples per group */
+    int ckk;          /* rows of cols: C*KH*KW */
+    int ohw;          /* output positions per sample */
+    conv_path path;
+    int groups;       /* the batch in this many groups of about equal size */
+    int group_max;    /* samples in the largest group */
+    size_t group_floats;   /* cols + Y' of the largest group */
+    int slots;        /* groups the workspace holds at once (threads) */
+    size_t partials;  /* floats of per-sample or per-group weight gradients */
+    size_t packed;    /* CONV_CV: floats of the packed weights */
 } conv_plan;
+
+static int threads_now(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
 
 static conv_plan plan_of(const nb_node *n) {
     const nb_tensor *x = &n->in[0]->value, *w = &n->in[1]->value;
     conv_plan p;
+    memset(&p, 0, sizeof p);
     p.g.channels = x->shape[1];
     p.g.height = x->shape[2];
     p.g.width = x->shape[3];
@@ -55,10 +105,71 @@ static conv_plan plan_of(const nb_node *n) {
     p.out_ch = w->shape[0];
     p.ckk = p.g.channels * p.g.kernel_h * p.g.kernel_w;
     p.ohw = p.g.out_h * p.g.out_w;
-    size_t per_sample = (size_t)(p.ckk + p.out_ch) * p.ohw;
-    size_t group = GROUP_FLOATS / per_sample;
-    p.group = group < 1 ? 1 : group > (size_t)p.batch ? p.batch : (int)group;
+    const size_t per_sample = (size_t)(p.ckk + p.out_ch) * p.ohw;
+    const size_t macs = (size_t)p.out_ch * p.ckk * p.ohw;
+    const size_t n_batch = (size_t)p.batch;
+    p.slots = 1;
+    if (nb_conv_direct_fits(&p.g)) {
+        p.path = CONV_DIRECT;
+        p.partials = n_batch * ((size_t)p.out_ch * p.ckk + p.out_ch);
+        p.slots = threads_now();
+    } else if (macs < SMALL_LAYER_MACS && nb_conv_cv_fits(&p.g, p.out_ch)) {
+        p.path = CONV_CV;
+        p.slots = threads_now();
+        p.packed = nb_conv_cv_packed_floats(&p.g, p.out_ch);
+    } else if (macs < SMALL_LAYER_MACS) {
+        p.path = CONV_GROUPS_PARALLEL;
+        p.slots = threads_now();
+    } else {
+        p.path = CONV_GROUPS_SERIAL;
+    }
+    /* Groups of G or G+1 samples; the direct path uses them only for dx.
+     * CONV_CV sums a group's weight gradient in one slot: groups of about
+     * eight samples keep the slots few. */
+    const size_t budget = p.path == CONV_GROUPS_PARALLEL ? SMALL_GROUP_FLOATS
+                          : p.path == CONV_CV            ? 8 * per_sample
+                                                         : GROUP_FLOATS;
+    size_t max_group = budget / per_sample;
+    if (max_group < 1) max_group = 1;
+    size_t groups = (n_batch + max_group - 1) / max_group;
+    if (p.path == CONV_GROUPS_PARALLEL || p.path == CONV_CV)
+        groups = (groups + GROUP_MULTIPLE - 1) / GROUP_MULTIPLE * GROUP_MULTIPLE;
+    if (groups > n_batch) groups = n_batch;
+    p.groups = (int)groups;
+    p.group_max = (int)((n_batch + groups - 1) / groups);
+    p.group_floats = p.path == CONV_CV ? nb_conv_cv_scratch_floats(&p.g, p.out_ch)
+                                       : (size_t)p.group_max * per_sample;
+    if (p.path == CONV_GROUPS_PARALLEL) p.partials = groups * (size_t)p.out_ch * p.ckk;
+    /* CONV_CV: the per-group packed gradients, then the packed weights. */
+    if (p.path == CONV_CV) p.partials = (groups + 1) * p.packed;
     return p;
+}
+
+/* Samples [*s0, *s1) of group gi: sizes differ by at most one. */
+static void group_range(const conv_plan *p, int gi, int *s0, int *s1) {
+    *s0 = (int)((long)p->batch * gi / p->groups);
+    *s1 = (int)((long)p->batch * (gi + 1) / p->groups);
+}
+
+/* The workspace: per-sample or per-group weight gradients first, then one
+ * group's scratch per slot. The GEMM scratch is needed by the direct path
+ * only when x needs a gradient (plan() infers a node after its inputs'
+ * needs_grad is known). */
+static size_t workspace_floats(const conv_plan *p, bool x_grad) {
+    size_t scratch = p->path == CONV_DIRECT ? (x_grad ? p->group_floats : 0)
+                                            : (size_t)p->slots * p->group_floats;
+    return p->partials + scratch;
+}
+
+/* Slots usable now: a thread count raised between forward and backward
+ * must not run past the workspace sized for the old one. */
+static int usable_slots(const nb_node *n, const conv_plan *p) {
+    size_t have = n->graph->workspace_cap / sizeof(float);
+    size_t per = p->group_floats ? p->group_floats : 1;
+    size_t fit = have > p->partials ? (have - p->partials) / per : 0;
+    int t = threads_now();
+    if ((size_t)t > fit) t = (int)(fit ? fit : 1);
+    return t < 1 ? 1 : t;
 }
 
 static nb_status infer_conv(nb_node *n) {
@@ -90,8 +201,8 @@ static nb_status infer_conv(nb_node *n) {
         return nb_fail_shapes(n, "the layer is too large for 32-bit matrix dimensions", x, w);
     conv_plan p = plan_of(n);
     size_t bytes;
-    if ((size_t)p.group * p.ohw > INT_MAX ||
-        !nb_mul_size((size_t)(p.ckk + p.out_ch) * p.group, (size_t)p.ohw * sizeof(float), &bytes))
+    if ((size_t)p.group_max * p.ohw > INT_MAX ||
+        !nb_mul_size(workspace_floats(&p, n->in[0]->needs_grad), sizeof(float), &bytes))
         return nb_fail_shapes(n, "the layer is too large for 32-bit matrix dimensions", x, w);
     n->value.ndim = 4;
     n->value.shape[0] = p.batch;
@@ -103,28 +214,80 @@ static nb_status infer_conv(nb_node *n) {
     return NB_OK;
 }
 
+/* ---- forward ------------------------------------------------------------------ */
+
+/* One group through im2col and GEMM into y, with the bias (and the relu,
+ * when the node applies its consumer's). */
+static void forward_group(const conv_plan *p, const float *x, const float *w, const float *b,
+                          float *y, int s0, int s1, float *cols, bool relu) {
+    const int count = s1 - s0, len = count * p->ohw;
+    const size_t x_sample = (size_t)p->g.channels * p->g.height * p->g.width;
+    float *yg = cols + (size_t)p->ckk * len;
+    nb_im2col(&p->g, x + (size_t)s0 * x_sample, count, cols);
+    nb_sgemm(0, 0, p->out_ch, len, p->ckk, 1.0f, w, p->ckk, cols, len, 0.0f, yg, len);
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)len * p->out_ch >= 65536 && !omp_in_parallel())
+    for (int s = 0; s < count; s++)
+        for (int o = 0; o < p->out_ch; o++) {
+            const float *src = yg + (size_t)o * len + (size_t)s * p->ohw;
+            float *dst = y + ((size_t)(s0 + s) * p->out_ch + o) * p->ohw;
+            const float bias = b ? b[o] : 0.0f;
+            if (relu) {
+                NB_SIMD
+                for (int i = 0; i < p->ohw; i++) {
+                    float v = src[i] + bias;
+                    dst[i] = v > 0 ? v : 0.0f;
+                }
+            } else {
+                NB_SIMD
+                for (int i = 0; i < p->ohw; i++) dst[i] = src[i] + bias;
+            }
+        }
+}
+
 static void forward_conv(nb_node *n) {
     const conv_plan p = plan_of(n);
     const float *x = n->in[0]->value.data, *w = n->in[1]->value.data;
     const float *b = n->n_in > 2 ? n->in[2]->value.data : NULL;
-    float *y = n->value.data;
-    float *cols = n->graph->workspace, *yg = cols + (size_t)p.ckk * p.group * p.ohw;
+    float *y = n->value.data, *ws = n->graph->workspace;
     const size_t x_sample = (size_t)p.g.channels * p.g.height * p.g.width;
-    for (int n0 = 0; n0 < p.batch; n0 += p.group) {
-        const int count = p.batch - n0 < p.group ? p.batch - n0 : p.group;
-        const int len = count * p.ohw;
-        nb_im2col(&p.g, x + (size_t)n0 * x_sample, count, cols);
-        nb_sgemm(0, 0, p.out_ch, len, p.ckk, 1.0f, w, p.ckk, cols, len, 0.0f, yg, len);
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)len * p.out_ch >= 65536)
-        for (int s = 0; s < count; s++)
-            for (int o = 0; o < p.out_ch; o++) {
-                const float *src = yg + (size_t)o * len + (size_t)s * p.ohw;
-                float *dst = y + ((size_t)(n0 + s) * p.out_ch + o) * p.ohw;
-                const float bias = b ? b[o] : 0.0f;
-                for (int i = 0; i < p.ohw; i++) dst[i] = src[i] + bias;
-            }
+    const size_t y_sample = (size_t)p.out_ch * p.ohw;
+    const bool relu = n->fused_relu; /* the consumer's relu, done here (graph.c) */
+    if (p.path == CONV_DIRECT) {
+#pragma omp parallel for schedule(static) if (p.batch > 1)
+        for (int s = 0; s < p.batch; s++)
+            nb_conv_direct_forward(&p.g, p.out_ch, x + (size_t)s * x_sample, w, b, y + (size_t)s * y_sample,
+                                   relu);
+        return;
+    }
+    if (p.path == CONV_CV) {
+        const int slots = usable_slots(n, &p);
+        float *wt = ws + p.partials - p.packed, *scratch = ws + p.partials;
+        nb_conv_cv_pack_weights(&p.g, p.out_ch, w, wt);
+#pragma omp parallel for schedule(static) num_threads(slots) if (slots > 1 && p.batch > 1)
+        for (int s = 0; s < p.batch; s++)
+            nb_conv_cv_forward(&p.g, p.out_ch, x + (size_t)s * x_sample, wt, b, y + (size_t)s * y_sample,
+                               scratch + (size_t)thread_id() * p.group_floats, relu);
+        return;
+    }
+    if (p.path == CONV_GROUPS_PARALLEL) {
+        const int slots = usable_slots(n, &p);
+        float *scratch = ws + p.partials;
+#pragma omp parallel for schedule(static) num_threads(slots) if (slots > 1 && p.groups > 1)
+        for (int gi = 0; gi < p.groups; gi++) {
+            int s0, s1;
+            group_range(&p, gi, &s0, &s1);
+            forward_group(&p, x, w, b, y, s0, s1, scratch + (size_t)thread_id() * p.group_floats, relu);
+        }
+        return;
+    }
+    for (int gi = 0; gi < p.groups; gi++) {
+        int s0, s1;
+        group_range(&p, gi, &s0, &s1);
+        forward_group(&p, x, w, b, y, s0, s1, ws + p.partials, relu);
     }
 }
+
+/* ---- backward ----------------------------------------------------------------- */
 
 /* A sum in a fixed order that still vectorises: sixteen independent float
  * lanes (no reassociation needed), combined in double at the end. */
@@ -140,45 +303,138 @@ static double sum_lanes(const float *v, int count) {
     return acc;
 }
 
+/* db (+)= dy summed over the batch and positions, per output channel. */
+static void bias_grad(const conv_plan *p, const float *dy, float *db, bool first) {
+#pragma omp parallel for schedule(static) if ((size_t)p->batch * p->out_ch * p->ohw >= 65536)
+    for (int o = 0; o < p->out_ch; o++) {
+        double acc = 0;
+        for (int s = 0; s < p->batch; s++)
+            acc += sum_lanes(dy + ((size_t)s * p->out_ch + o) * p->ohw, p->ohw);
+        db[o] = first ? (float)acc : db[o] + (float)acc;
+    }
+}
+
+/* dst (+)= the `count` slices of `len` floats at src, src + stride, ...,
+ * added one after another in slice order: the fixed-order sum of per-sample
+ * or per-group gradients. */
+static void sum_slices(float *dst, bool first, const float *src, int count, size_t stride, size_t len) {
+#pragma omp parallel for schedule(static) if (len * (size_t)count >= 65536)
+    for (size_t e = 0; e < len; e++) {
+        float acc = first ? src[e] : dst[e] + src[e];
+        for (int k = 1; k < count; k++) acc += src[(size_t)k * stride + e];
+        dst[e] = acc;
+    }
+}
+
+/* One group's share of backward: rearrange its dy, then its weight gradient
+ * (into dw with beta, 0 to write) and its input gradient (added into dx). */
+static void backward_group(const conv_plan *p, const float *x, const float *w, const float *dy,
+                           float *dw, float beta, float *dx, int s0, int s1, float *cols) {
+    const int count = s1 - s0, len = count * p->ohw;
+    const size_t x_sample = (size_t)p->g.channels * p->g.height * p->g.width;
+    float *dyg = cols + (size_t)p->ckk * len;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)len * p->out_ch >= 65536 && !omp_in_parallel())
+    for (int s = 0; s < count; s++)
+        for (int o = 0; o < p->out_ch; o++)
+            memcpy(dyg + (size_t)o * len + (size_t)s * p->ohw,
+                   dy + ((size_t)(s0 + s) * p->out_ch + o) * p->ohw, (size_t)p->ohw * sizeof(float));
+    if (dw) {
+        nb_im2col(&p->g, x + (size_t)s0 * x_sample, count, cols);
+        nb_sgemm(0, 1, p->out_ch, p->ckk, len, 1.0f, dyg, len, cols, len, beta, dw, p->ckk);
+    }
+    if (dx) {
+        nb_sgemm(1, 0, p->ckk, len, p->out_ch, 1.0f, w, p->ckk, dyg, len, 0.0f, cols, len);
+        nb_col2im_add(&p->g, cols, count, dx + (size_t)s0 * x_sample);
+    }
+}
+
 static void backward_conv(nb_node *n) {
     const conv_plan p = plan_of(n);
     nb_node *xn = n->in[0], *wn = n->in[1], *bn = n->n_in > 2 ? n->in[2] : NULL;
-    const float *dy = n->grad.data;
-    if (bn && bn->needs_grad) {
-        float *db = bn->grad.data;
-#pragma omp parallel for schedule(static) if ((size_t)p.batch * p.out_ch * p.ohw >= 65536)
-        for (int o = 0; o < p.out_ch; o++) {
-            double acc = 0;
-            for (int s = 0; s < p.batch; s++)
-                acc += sum_lanes(dy + ((size_t)s * p.out_ch + o) * p.ohw, p.ohw);
-            db[o] += (float)acc;
-        }
-    }
-    if (!xn->needs_grad && !wn->needs_grad) return;
-    const float *x = xn->value.data, *w = wn->value.data;
-    float *cols = n->graph->workspace, *dyg = cols + (size_t)p.ckk * p.group * p.ohw;
+    const float *dy = n->grad.data, *x = xn->value.data, *w = wn->value.data;
+    float *ws = n->graph->workspace;
     const size_t x_sample = (size_t)p.g.channels * p.g.height * p.g.width;
-    for (int n0 = 0; n0 < p.batch; n0 += p.group) {
-        const int count = p.batch - n0 < p.group ? p.batch - n0 : p.group;
-        const int len = count * p.ohw;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)len * p.out_ch >= 65536)
-        for (int s = 0; s < count; s++)
-            for (int o = 0; o < p.out_ch; o++)
-                memcpy(dyg + (size_t)o * len + (size_t)s * p.ohw,
-                       dy + ((size_t)(n0 + s) * p.out_ch + o) * p.ohw, (size_t)p.ohw * sizeof(float));
-        if (wn->needs_grad) {
-            nb_im2col(&p.g, x + (size_t)n0 * x_sample, count, cols);
-            nb_sgemm(0, 1, p.out_ch, p.ckk, len, 1.0f, dyg, len, cols, len, 1.0f, wn->grad.data, p.ckk);
+    const size_t y_sample = (size_t)p.out_ch * p.ohw, w_size = (size_t)p.out_ch * p.ckk;
+    const bool need_x = xn->needs_grad, need_w = wn->needs_grad, need_b = bn && bn->needs_grad;
+    float *dx = NULL;
+    if (need_x) {
+        nb_grad_begin_add(xn); /* col2im adds tap by tap */
+        dx = xn->grad.data;
+    }
+
+    if (p.path == CONV_DIRECT) {
+        if (need_w || need_b) {
+            /* Per-sample gradients [w | b] side by side, then summed in order. */
+            const size_t per = w_size + p.out_ch;
+#pragma omp parallel for schedule(static) if (p.batch > 1)
+            for (int s = 0; s < p.batch; s++)
+                nb_conv_direct_backward(&p.g, p.out_ch, x + (size_t)s * x_sample, dy + (size_t)s * y_sample,
+                                        ws + (size_t)s * per, ws + (size_t)s * per + w_size);
+            if (need_w) sum_slices(wn->grad.data, nb_grad_first(wn), ws, p.batch, per, w_size);
+            if (need_b) sum_slices(bn->grad.data, nb_grad_first(bn), ws + w_size, p.batch, per, (size_t)p.out_ch);
         }
-        if (xn->needs_grad) {
-            nb_sgemm(1, 0, p.ckk, len, p.out_ch, 1.0f, w, p.ckk, dyg, len, 0.0f, cols, len);
-            nb_col2im_add(&p.g, cols, count, xn->grad.data + (size_t)n0 * x_sample);
+        if (need_x)
+            for (int gi = 0; gi < p.groups; gi++) {
+                int s0, s1;
+                group_range(&p, gi, &s0, &s1);
+                backward_group(&p, x, w, dy, NULL, 0.0f, dx, s0, s1, ws + p.partials);
+            }
+        return;
+    }
+
+    if (need_b) bias_grad(&p, dy, bn->grad.data, nb_grad_first(bn));
+    if (!need_x && !need_w) return;
+    if (p.path == CONV_CV) {
+        const int slots = usable_slots(n, &p);
+        float *scratch = ws + p.partials;
+        if (need_w) {
+            /* Each group's samples into its own packed slot, in order;
+             * then the slots, in group order, into slot 0 and on to dW. */
+#pragma omp parallel for schedule(static) num_threads(slots) if (slots > 1 && p.groups > 1)
+            for (int gi = 0; gi < p.groups; gi++) {
+                int s0, s1;
+                group_range(&p, gi, &s0, &s1);
+                float *sc = scratch + (size_t)thread_id() * p.group_floats;
+                for (int s = s0; s < s1; s++)
+                    nb_conv_cv_weight_grad(&p.g, p.out_ch, x + (size_t)s * x_sample, dy + (size_t)s * y_sample,
+                                           ws + (size_t)gi * p.packed, s == s0, sc);
+            }
+            sum_slices(ws, true, ws, p.groups, p.packed, p.packed);
+            nb_conv_cv_unpack_grad(&p.g, p.out_ch, ws, wn->grad.data, nb_grad_first(wn));
         }
+        if (need_x) {
+#pragma omp parallel for schedule(static) num_threads(slots) if (slots > 1 && p.batch > 1)
+            for (int s = 0; s < p.batch; s++)
+                nb_conv_cv_input_grad(&p.g, p.out_ch, w, dy + (size_t)s * y_sample, dx + (size_t)s * x_sample,
+                                      scratch + (size_t)thread_id() * p.group_floats);
+        }
+        return;
+    }
+    if (p.path == CONV_GROUPS_PARALLEL) {
+        const int slots = usable_slots(n, &p);
+        float *scratch = ws + p.partials;
+#pragma omp parallel for schedule(static) num_threads(slots) if (slots > 1 && p.groups > 1)
+        for (int gi = 0; gi < p.groups; gi++) {
+            int s0, s1;
+            group_range(&p, gi, &s0, &s1);
+            backward_group(&p, x, w, dy, need_w ? ws + (size_t)gi * w_size : NULL, 0.0f, dx, s0, s1,
+                           scratch + (size_t)thread_id() * p.group_floats);
+        }
+        if (need_w) sum_slices(wn->grad.data, nb_grad_first(wn), ws, p.groups, w_size, w_size);
+        return;
+    }
+    bool first_w = need_w && nb_grad_first(wn);
+    for (int gi = 0; gi < p.groups; gi++) {
+        int s0, s1;
+        group_range(&p, gi, &s0, &s1);
+        /* Later groups add onto what the earlier ones left in dW. */
+        backward_group(&p, x, w, dy, need_w ? wn->grad.data : NULL, gi == 0 && first_w ? 0.0f : 1.0f,
+                       dx, s0, s1, ws + p.partials);
     }
 }
 
 static const nb_op_def conv2d_def = {NB_OP_CONV2D, "conv2d", false, infer_conv, forward_conv,
-                                     backward_conv};
+                                     backward_conv, true, true};
 
 nb_node *nb_conv2d(nb_graph *g, nb_node *x, nb_node *w, nb_node *b, int stride_h, int stride_w,
                    int pad_h, int pad_w) {

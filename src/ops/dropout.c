@@ -60,7 +60,7 @@ static void backward_dropout(nb_node *n) {
 }
 
 static const nb_op_def dropout_def = {NB_OP_DROPOUT, "dropout", false, infer_dropout,
-                                      forward_dropout, backward_dropout};
+                                      forward_dropout, backward_dropout, false, false};
 
 nb_node *nb_dropout(nb_graph *g, nb_node *x, float p, uint64_t seed) {
     nb_op_attr attr = {.dropout = {p, seed}};

@@ -186,13 +186,13 @@ static nb_status infer_squared_error(nb_node *n) {
 }
 
 static const nb_op_def softmax_ce_def = {NB_OP_SOFTMAX_CE, "softmax_cross_entropy", false,
-                                         infer_softmax_ce, forward_softmax_ce, backward_softmax_ce};
-static const nb_op_def bce_def = {NB_OP_BCE, "bce", false, infer_pair, forward_bce, backward_bce};
+                                         infer_softmax_ce, forward_softmax_ce, backward_softmax_ce, false, false};
+static const nb_op_def bce_def = {NB_OP_BCE, "bce", false, infer_pair, forward_bce, backward_bce, false, false};
 static const nb_op_def bce_logits_def = {NB_OP_BCE_LOGITS, "bce_with_logits", false, infer_pair,
-                                         forward_bce_logits, backward_bce_logits};
+                                         forward_bce_logits, backward_bce_logits, false, false};
 static const nb_op_def squared_error_def = {NB_OP_SQUARED_ERROR, "squared_error", false,
                                             infer_squared_error, forward_squared_error,
-                                            backward_squared_error};
+                                            backward_squared_error, false, false};
 
 nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels) {
     return nb_node_new_op(g, &softmax_ce_def, (nb_node *[]){logits, labels}, 2, NULL);

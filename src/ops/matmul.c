@@ -1,8 +1,9 @@
 /* matmul.c — the matrix product and the fully-connected layer.
  *
- * Both run on nb_sgemm. Backward is two more products whose beta = 1 makes
- * gemm add into the gradient buffers, which is exactly the operator
- * contract (accumulate, never overwrite), so no scratch space is needed.
+ * Both run on nb_sgemm. Backward is two more products into the gradient
+ * buffers: beta = 0 writes the pass's first contribution (no zeroing, no
+ * reading back), beta = 1 adds to an earlier one, so no scratch space is
+ * needed.
  *
  * For C = op(A) op(B) with upstream gradient dC:
  *     d op(A) = dC op(B)^T        d op(B) = op(A)^T dC
@@ -53,28 +54,32 @@ static void forward_matmul(nb_node *n) {
              n->in[0]->value.data, d.lda, n->in[1]->value.data, d.ldb, 0.0f, n->value.data, d.n);
 }
 
+/* beta for a product into v's gradient: 0 writes the pass's first
+ * contribution, 1 adds to what is there. */
+static float grad_beta(nb_node *v) { return nb_grad_first(v) ? 0.0f : 1.0f; }
+
 static void backward_matmul(nb_node *n) {
     mm_dims d = mm_dims_of(n);
     int ta = n->attr.matmul.trans_a, tb = n->attr.matmul.trans_b;
     const float *a = n->in[0]->value.data, *b = n->in[1]->value.data, *dc = n->grad.data;
     if (n->in[0]->needs_grad) {
-        float *da = n->in[0]->grad.data;
+        float *da = n->in[0]->grad.data, beta = grad_beta(n->in[0]);
         if (!ta) /* dA (m x k) = dC op(B)^T */
-            nb_sgemm(0, !tb, d.m, d.k, d.n, 1.0f, dc, d.n, b, d.ldb, 1.0f, da, d.lda);
+            nb_sgemm(0, !tb, d.m, d.k, d.n, 1.0f, dc, d.n, b, d.ldb, beta, da, d.lda);
         else /* dA (k x m) = op(B) dC^T */
-            nb_sgemm(tb, 1, d.k, d.m, d.n, 1.0f, b, d.ldb, dc, d.n, 1.0f, da, d.lda);
+            nb_sgemm(tb, 1, d.k, d.m, d.n, 1.0f, b, d.ldb, dc, d.n, beta, da, d.lda);
     }
     if (n->in[1]->needs_grad) {
-        float *db = n->in[1]->grad.data;
+        float *db = n->in[1]->grad.data, beta = grad_beta(n->in[1]);
         if (!tb) /* dB (k x n) = op(A)^T dC */
-            nb_sgemm(!ta, 0, d.k, d.n, d.m, 1.0f, a, d.lda, dc, d.n, 1.0f, db, d.ldb);
+            nb_sgemm(!ta, 0, d.k, d.n, d.m, 1.0f, a, d.lda, dc, d.n, beta, db, d.ldb);
         else /* dB (n x k) = dC^T op(A) */
-            nb_sgemm(1, ta, d.n, d.k, d.m, 1.0f, dc, d.n, a, d.lda, 1.0f, db, d.ldb);
+            nb_sgemm(1, ta, d.n, d.k, d.m, 1.0f, dc, d.n, a, d.lda, beta, db, d.ldb);
     }
 }
 
 static const nb_op_def matmul_def = {NB_OP_MATMUL, "matmul", false, infer_matmul, forward_matmul,
-                                     backward_matmul};
+                                     backward_matmul, true, false};
 
 nb_node *nb_matmul(nb_graph *g, nb_node *a, nb_node *b, int trans_a, int trans_b) {
     nb_op_attr attr = {.matmul = {trans_a != 0, trans_b != 0}};
@@ -133,23 +138,30 @@ static void backward_linear(nb_node *n) {
     fc_dims d = fc_dims_of(n);
     const float *dy = n->grad.data;
     if (n->in[0]->needs_grad) /* dx (N x in) = dy W */
-        nb_sgemm(0, 0, d.batch, d.in, d.out, 1.0f, dy, d.out, n->in[1]->value.data, d.in, 1.0f,
-                 n->in[0]->grad.data, d.in);
+        nb_sgemm(0, 0, d.batch, d.in, d.out, 1.0f, dy, d.out, n->in[1]->value.data, d.in,
+                 grad_beta(n->in[0]), n->in[0]->grad.data, d.in);
     if (n->in[1]->needs_grad) /* dW (out x in) = dy^T x */
-        nb_sgemm(1, 0, d.out, d.in, d.batch, 1.0f, dy, d.out, n->in[0]->value.data, d.in, 1.0f,
-                 n->in[1]->grad.data, d.in);
+        nb_sgemm(1, 0, d.out, d.in, d.batch, 1.0f, dy, d.out, n->in[0]->value.data, d.in,
+                 grad_beta(n->in[1]), n->in[1]->grad.data, d.in);
     if (n->n_in == 3 && n->in[2]->needs_grad) {
         float *db = n->in[2]->grad.data;
-        for (int o = 0; o < d.out; o++) {
-            double acc = 0;
-            for (int r = 0; r < d.batch; r++) acc += dy[(size_t)r * d.out + o];
-            db[o] += (float)acc;
+        const bool first = nb_grad_first(n->in[2]);
+        /* Rows in order, all outputs at once (a vector loop over o). */
+        for (int o0 = 0; o0 < d.out; o0 += 256) {
+            const int o1 = d.out - o0 < 256 ? d.out : o0 + 256;
+            double acc[256] = {0};
+            for (int r = 0; r < d.batch; r++) {
+                const float *row = dy + (size_t)r * d.out;
+NB_SIMD
+                for (int o = o0; o < o1; o++) acc[o - o0] += row[o];
+            }
+            for (int o = o0; o < o1; o++) db[o] = first ? (float)acc[o - o0] : db[o] + (float)acc[o - o0];
         }
     }
 }
 
 static const nb_op_def linear_def = {NB_OP_LINEAR, "linear", false, infer_linear, forward_linear,
-                                     backward_linear};
+                                     backward_linear, true, false};
 
 nb_node *nb_linear(nb_graph *g, nb_node *x, nb_node *w, nb_node *b) {
     return nb_node_new_op(g, &linear_def, (nb_node *[]){x, w, b}, b ? 3 : 2, NULL);

@@ -5,6 +5,7 @@
  * in parallel over images; inside one image, overlapping windows add into a
  * pixel's gradient in a fixed order, so results do not depend on threads. */
 #include "core/internal.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -101,12 +102,32 @@ static nb_status infer_maxpool(nb_node *n) {
     return NB_OK;
 }
 
+/* 2x2 windows with stride 2 tiling an even-sized image: the kernel in
+ * kernels/pool2x2.c, whose backward writes every input gradient. */
+static bool is_2x2_tiling(const pool_dims *d) {
+    return d->kh == 2 && d->kw == 2 && d->sh == 2 && d->sw == 2 && d->ph == 0 && d->pw == 0 &&
+           d->h % 2 == 0 && d->w % 2 == 0;
+}
+
 static void forward_maxpool(nb_node *n) {
     const pool_dims d = pool_dims_of(n);
     const float *x = n->in[0]->value.data;
     float *y = n->value.data;
     int32_t *arg = n->aux;
     const size_t plane = (size_t)d.h * d.w, out_plane = (size_t)d.oh * d.ow;
+    if (is_2x2_tiling(&d)) {
+#pragma omp parallel for schedule(static) if (plane * d.images >= PARALLEL_MIN_FLOATS)
+        for (int im = 0; im < d.images; im++)
+            nb_maxpool2x2_forward(x + im * plane, d.h, d.w, y + im * out_plane, arg + im * out_plane);
+        return;
+    }
+    if (d.ph == 0 && d.pw == 0) {
+#pragma omp parallel for schedule(static) if (plane * d.images >= PARALLEL_MIN_FLOATS)
+        for (int im = 0; im < d.images; im++)
+            nb_maxpool_forward(x + im * plane, d.h, d.w, d.kh, d.kw, d.sh, d.sw, y + im * out_plane,
+                               arg + im * out_plane);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (plane * d.images >= PARALLEL_MIN_FLOATS)
     for (int im = 0; im < d.images; im++) {
         const float *xi = x + im * plane;
@@ -135,6 +156,13 @@ static void backward_maxpool(nb_node *n) {
     float *dx = n->in[0]->grad.data;
     const int32_t *arg = n->aux;
     const size_t plane = (size_t)d.h * d.w, out_plane = (size_t)d.oh * d.ow;
+    if (is_2x2_tiling(&d) && nb_grad_first(n->in[0])) {
+#pragma omp parallel for schedule(static) if (plane * d.images >= PARALLEL_MIN_FLOATS)
+        for (int im = 0; im < d.images; im++)
+            nb_maxpool2x2_backward(dy + im * out_plane, arg + im * out_plane, d.h, d.w, dx + im * plane);
+        return;
+    }
+    nb_grad_begin_add(n->in[0]);
 #pragma omp parallel for schedule(static) if (plane * d.images >= PARALLEL_MIN_FLOATS)
     for (int im = 0; im < d.images; im++)
         for (size_t o = im * out_plane; o < (im + 1) * out_plane; o++) dx[im * plane + arg[o]] += dy[o];
@@ -257,11 +285,11 @@ static void backward_adaptive(nb_node *n) {
 }
 
 static const nb_op_def maxpool_def = {NB_OP_MAXPOOL2D, "maxpool2d", false, infer_maxpool,
-                                      forward_maxpool, backward_maxpool};
+                                      forward_maxpool, backward_maxpool, true, false};
 static const nb_op_def avgpool_def = {NB_OP_AVGPOOL2D, "avgpool2d", false, infer_avgpool,
-                                      forward_avgpool, backward_avgpool};
+                                      forward_avgpool, backward_avgpool, false, false};
 static const nb_op_def adaptive_def = {NB_OP_ADAPTIVE_AVGPOOL2D, "adaptive_avgpool2d", false,
-                                       infer_adaptive, forward_adaptive, backward_adaptive};
+                                       infer_adaptive, forward_adaptive, backward_adaptive, false, false};
 
 static nb_node *pool(nb_graph *g, const nb_op_def *def, nb_node *x, int kh, int kw, int sh, int sw,
                      int ph, int pw) {

@@ -97,10 +97,10 @@ static void backward_sum(nb_node *n) { spread_axis(n, 1.0f); }
 static void forward_mean(nb_node *n) { reduce_axis(n, 1.0 / n->in[0]->value.shape[n->attr.axis]); }
 static void backward_mean(nb_node *n) { spread_axis(n, 1.0f / (float)n->in[0]->value.shape[n->attr.axis]); }
 
-static const nb_op_def sum_all_def = {NB_OP_SUM_ALL, "sum_all", false, infer_all, forward_sum_all, backward_sum_all};
-static const nb_op_def mean_all_def = {NB_OP_MEAN_ALL, "mean_all", false, infer_all, forward_mean_all, backward_mean_all};
-static const nb_op_def sum_def = {NB_OP_SUM, "sum", false, infer_axis, forward_sum, backward_sum};
-static const nb_op_def mean_def = {NB_OP_MEAN, "mean", false, infer_axis, forward_mean, backward_mean};
+static const nb_op_def sum_all_def = {NB_OP_SUM_ALL, "sum_all", false, infer_all, forward_sum_all, backward_sum_all, false, false};
+static const nb_op_def mean_all_def = {NB_OP_MEAN_ALL, "mean_all", false, infer_all, forward_mean_all, backward_mean_all, false, false};
+static const nb_op_def sum_def = {NB_OP_SUM, "sum", false, infer_axis, forward_sum, backward_sum, false, false};
+static const nb_op_def mean_def = {NB_OP_MEAN, "mean", false, infer_axis, forward_mean, backward_mean, false, false};
 
 nb_node *nb_sum_all(nb_graph *g, nb_node *a) { return nb_node_new_op(g, &sum_all_def, &a, 1, NULL); }
 nb_node *nb_mean_all(nb_graph *g, nb_node *a) { return nb_node_new_op(g, &mean_all_def, &a, 1, NULL); }

@@ -86,9 +86,9 @@ static void backward_log_softmax(nb_node *n) {
 }
 
 static const nb_op_def softmax_def = {NB_OP_SOFTMAX, "softmax", false, infer_rows, forward_softmax,
-                                      backward_softmax};
+                                      backward_softmax, false, false};
 static const nb_op_def log_softmax_def = {NB_OP_LOG_SOFTMAX, "log_softmax", false, infer_rows,
-                                          forward_log_softmax, backward_log_softmax};
+                                          forward_log_softmax, backward_log_softmax, false, false};
 
 nb_node *nb_softmax(nb_graph *g, nb_node *a) { return nb_node_new_op(g, &softmax_def, &a, 1, NULL); }
 nb_node *nb_log_softmax(nb_graph *g, nb_node *a) { return nb_node_new_op(g, &log_softmax_def, &a, 1, NULL); }

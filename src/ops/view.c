@@ -56,9 +56,9 @@ static nb_status infer_flatten(nb_node *n) {
 }
 
 static const nb_op_def reshape_def = {NB_OP_RESHAPE, "reshape", true, infer_reshape, forward_view,
-                                      backward_view};
+                                      backward_view, false, false};
 static const nb_op_def flatten_def = {NB_OP_FLATTEN, "flatten", true, infer_flatten, forward_view,
-                                      backward_view};
+                                      backward_view, false, false};
 
 nb_node *nb_reshape(nb_graph *g, nb_node *a, int ndim, const int *shape) {
     nb_op_attr attr = {.reshape = {.ndim = ndim}};

@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""nabla against PyTorch on the CPU: the table of GitHub issue 4.
+
+Runs nabla (`nabla bench --json`, bench/gemm_bench --json, bench/fma_peak
+--json, a one-epoch `nabla train`) and PyTorch (bench/torch_peer.py under
+Debian's /usr/bin/python3 with OPENBLAS_CORETYPE=SkylakeX, and under
+/opt/torch-pypi/bin/python when it exists) on the same workloads, same
+threads and batch, interleaved (nabla, torch, torch-pypi, then again) for
+--reps repetitions, and prints one row per target with the medians:
+
+    workload | nabla | each torch | ratio vs the stronger torch | target | met?
+
+    python3 bench/compare.py                  # build/, 3 repetitions
+    python3 bench/compare.py --build build-perf --reps 5 --json run1.json
+    python3 bench/compare.py --merge run1.json run2.json run3.json
+
+--merge prints the table of several saved runs, each figure the median of
+the runs' medians. Timings on a shared machine are noisy: quote medians and
+ratios, never a single run.
+"""
+import argparse, json, os, statistics, subprocess, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PEER = os.path.join(HERE, "torch_peer.py")
+TORCHES = [("torch", "/usr/bin/python3", {"OPENBLAS_CORETYPE": "SkylakeX"}),
+           ("torch-pypi", "/opt/torch-pypi/bin/python", {})]
+
+
+def run_json(cmd, env=None, timeout=900):
+    """Run a command that prints one JSON line (the last line is taken)."""
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), p.returncode, p.stderr.strip()[-400:]))
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def peak_rss_kb(cmd):
+    """Peak resident set of a child process, from its own rusage."""
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), p.returncode, p.stderr.read().decode()[-400:]))
+    return ru.ru_maxrss
+
+
+# nabla bench runs: (key, model, batch, threads, extra args)
+NABLA_RUNS = [("lenet_b64_t1", "lenet5", 64, 1, []), ("lenet_b64_t2", "lenet5", 64, 2, []),
+              ("lenet_b256_t1", "lenet5", 256, 1, []), ("lenet_b256_t2", "lenet5", 256, 2, []),
+              ("alexnet_b8_t1", "alexnet", 8, 1, ["--steps", "2"]),
+              ("alexnet_b8_t2", "alexnet", 8, 2, ["--steps", "2"])]
+# torch_peer.py runs: (key, workload, threads, batch)
+TORCH_RUNS = [("lenet_train_t1", "lenet_train", 1, 64), ("lenet_train_t2", "lenet_train", 2, 64),
+              ("lenet_infer_b64_t1", "lenet_infer", 1, 64), ("lenet_infer_b64_t2", "lenet_infer", 2, 64),
+              ("lenet_infer_b256_t1", "lenet_infer", 1, 256), ("lenet_infer_b256_t2", "lenet_infer", 2, 256),
+              ("alexnet_train_t1", "alexnet_train", 1, 8), ("alexnet_train_t2", "alexnet_train", 2, 8),
+              ("alexnet_infer_t2", "alexnet_infer", 2, 8), ("sgemm_t1", "sgemm", 1, 0)]
+
+
+def measure(args):
+    """One repetition of everything, interleaved; returns {source: {key: value}}."""
+    nabla = os.path.join(args.build, "nabla")
+    torches = [t for t in TORCHES if os.path.exists(t[1]) and not (args.no_pypi and t[0] == "torch-pypi")]
+    out = {"nabla": {}}
+    for name, _, _ in torches:
+        out[name] = {}
+    # Interleave: one nabla run, then the matching-size torch runs, so a
+    # drift in the machine's speed touches both sides alike.
+    for i in range(max(len(NABLA_RUNS), len(TORCH_RUNS))):
+        if i < len(NABLA_RUNS):
+            key, model, batch, threads, extra = NABLA_RUNS[i]
+            r = run_json([nabla, "bench", "--model", model, "--batch", str(batch), "--threads", str(threads),
+                          "--json", "--no-layers"] + extra)
+            out["nabla"][key] = r
+            print("  nabla %-14s train %9.1f  fwd+bwd %9.1f  infer %9.1f img/s" % (
+                key, r["train_images_per_s"], r["fwdbwd_images_per_s"], r["infer_images_per_s"]),
+                file=sys.stderr, flush=True)
+        if i < len(TORCH_RUNS):
+            key, workload, threads, batch = TORCH_RUNS[i]
+            for name, py, env in torches:
+                cmd = [py, PEER, workload, "--threads", str(threads)]
+                if batch:
+                    cmd += ["--batch", str(batch)]
+                r = run_json(cmd, env)
+                out[name][key] = r
+                fig = r.get("images_per_s", r.get("gflops"))
+                print("  %-10s %-20s %9.1f" % (name, key, fig), file=sys.stderr, flush=True)
+    g = run_json([os.path.join(args.build, "bench", "gemm_bench"), "--json", "0.5"])
+    p = run_json([os.path.join(args.build, "bench", "fma_peak"), "--json", "0.5"])
+    out["nabla"]["sgemm"] = g
+    out["nabla"]["fma_peak"] = p
+    print("  nabla sgemm %.1f GFLOP/s, FMA peak %.1f GFLOP/s" % (g["gflops_1t"], p["fma_peak_gflops"]),
+          file=sys.stderr, flush=True)
+    if not args.no_rss:
+        rss = peak_rss_kb([nabla, "train", "--model", "lenet5", "--epochs", "1", "--no-test", "--threads", "2"])
+        out["nabla"]["rss_kb"] = rss
+        print("  nabla peak RSS of a LeNet-5 epoch: %.1f MB" % (rss / 1024), file=sys.stderr, flush=True)
+    return out
+
+
+def rows_of(m):
+    """The table from one set of figures m[source][key] -> number."""
+    n = m["nabla"]
+    srcs = [s for s in m if s != "nabla"]
+
+    def torch_fig(key):
+        return [m[s].get(key) for s in srcs]
+
+    rows = []
+
+    def speed(label, nv, key, target):
+        t = torch_fig(key)
+        best = max([x for x in t if x is not None] or [None]) if any(x is not None for x in t) else None
+        ratio = nv / best if best else None
+        rows.append((label, nv, t, ratio, ">= %.1fx" % target, ratio is not None and ratio >= target, "img/s"))
+
+    speed("LeNet-5 train b64 1t", n["lenet_b64_t1.train"], "lenet_train_t1", 2.0)
+    speed("LeNet-5 train b64 2t", n["lenet_b64_t2.train"], "lenet_train_t2", 3.0)
+    epoch = 60000.0 / n["lenet_b64_t2.train"]
+    tt = [60000.0 / x if x else None for x in torch_fig("lenet_train_t2")]
+    rows.append(("LeNet-5 epoch 60k, 2t (s)", epoch, tt, None, "< 1.5 s", epoch < 1.5, "s"))
+    speed("LeNet-5 infer b64 1t", n["lenet_b64_t1.infer"], "lenet_infer_b64_t1", 3.0)
+    speed("LeNet-5 infer b64 2t", n["lenet_b64_t2.infer"], "lenet_infer_b64_t2", 3.0)
+    speed("LeNet-5 infer b256 1t", n["lenet_b256_t1.infer"], "lenet_infer_b256_t1", 3.0)
+    speed("LeNet-5 infer b256 2t", n["lenet_b256_t2.infer"], "lenet_infer_b256_t2", 3.0)
+    speed("AlexNet fwd+bwd b8 2t", n["alexnet_b8_t2.fwdbwd"], "alexnet_train_t2", 1.5)
+    speed("AlexNet infer b8 2t", n["alexnet_b8_t2.infer"], "alexnet_infer_t2", 1.3)
+    pct = 100.0 * n["sgemm_1t"] / n["fma_peak"]
+    rows.append(("SGEMM 1024^3 1t (GFLOP/s)", n["sgemm_1t"], torch_fig("sgemm_t1"),
+                 None, ">= 85%% of %.0f" % n["fma_peak"], pct >= 85.0, "GFLOP/s"))
+    rows.append(("  SGEMM % of FMA peak", pct, [100.0 * x / n["fma_peak"] if x else None for x in torch_fig("sgemm_t1")],
+                 None, ">= 85%", pct >= 85.0, "%"))
+    s1 = n["lenet_b64_t2.train"] / n["lenet_b64_t1.train"]
+    ts = [a / b if a and b else None for a, b in zip(torch_fig("lenet_train_t2"), torch_fig("lenet_train_t1"))]
+    rows.append(("Scaling 2t/1t LeNet-5 train", s1, ts, None, ">= 1.7x", s1 >= 1.7, "x"))
+    s2 = n["alexnet_b8_t2.fwdbwd"] / n["alexnet_b8_t1.fwdbwd"]
+    ts = [a / b if a and b else None for a, b in zip(torch_fig("alexnet_train_t2"), torch_fig("alexnet_train_t1"))]
+    rows.append(("Scaling 2t/1t AlexNet fwd+bwd", s2, ts, None, ">= 1.7x", s2 >= 1.7, "x"))
+    if "rss_mb" in n:
+        rows.append(("Peak RSS, LeNet-5 epoch (MB)", n["rss_mb"], [None] * len(srcs), None, "<= 100 MB",
+                     n["rss_mb"] <= 100.0, "MB"))
+    rows.append(("Allocations per train step", n["allocs"], [None] * len(srcs), None, "0", n["allocs"] == 0, "count"))
+    return srcs, rows
+
+
+def flatten(rep):
+    """One repetition's raw JSON -> {source: {figure: number}}."""
+    f = {"nabla": {}}
+    for key, r in rep["nabla"].items():
+        if key.startswith(("lenet", "alexnet")):
+            f["nabla"][key + ".train"] = r["train_images_per_s"]
+            f["nabla"][key + ".fwdbwd"] = r["fwdbwd_images_per_s"]
+            f["nabla"][key + ".infer"] = r["infer_images_per_s"]
+    f["nabla"]["allocs"] = rep["nabla"]["lenet_b64_t1"]["allocs_per_train_step"]
+    f["nabla"]["sgemm_1t"] = rep["nabla"]["sgemm"]["gflops_1t"]
+    f["nabla"]["fma_peak"] = rep["nabla"]["fma_peak"]["fma_peak_gflops"]
+    if "rss_kb" in rep["nabla"]:
+        f["nabla"]["rss_mb"] = rep["nabla"]["rss_kb"] / 1024.0
+    for src, figs in rep.items():
+        if src == "nabla":
+            continue
+        f[src] = {k: r.get("images_per_s", r.get("gflops")) for k, r in figs.items()}
+    return f
+
+
+def median_of(flats):
+    out = {}
+    for src in flats[0]:
+        out[src] = {}
+        for key in flats[0][src]:
+            vals = [f[src][key] for f in flats if f.get(src, {}).get(key) is not None]
+            out[src][key] = statistics.median(vals) if vals else None
+    return out
+
+
+def fmt(v, unit):
+    if v is None:
+        return "-"
+    if unit == "img/s":
+        return "%.0f" % v
+    if unit == "x":
+        return "%.2fx" % v
+    if unit == "count":
+        return "%d" % v
+    if unit == "%":
+        return "%.1f%%" % v
+    return "%.2f" % v if v < 100 else "%.1f" % v
+
+
+def print_table(m, note):
+    srcs, rows = rows_of(m)
+    head = ["workload", "nabla"] + srcs + ["ratio", "target", "met?"]
+    lines = []
+    for label, nv, tv, ratio, target, met, unit in rows:
+        lines.append([label, fmt(nv, unit)] + [fmt(x, unit) for x in tv] +
+                     ["%.2fx" % ratio if ratio is not None else "", target, "yes" if met else "NO"])
+    widths = [max(len(str(r[i])) for r in lines + [head]) for i in range(len(head))]
+    print(note)
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in lines:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
+    met = sum(1 for r in rows if r[5])
+    print("%d of %d targets met" % (met, len(rows)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="nabla's build directory")
+    ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions (default 3)")
+    ap.add_argument("--no-pypi", action="store_true", help="skip /opt/torch-pypi")
+    ap.add_argument("--no-rss", action="store_true", help="skip the full-epoch peak-RSS run")
+    ap.add_argument("--json", help="save the raw figures of every repetition here")
+    ap.add_argument("--merge", nargs="+", metavar="RUN.json", help="print the median table of saved runs")
+    args = ap.parse_args()
+    if args.merge:
+        runs = [json.load(open(p)) for p in args.merge]
+        per_run = [median_of([flatten(rep) for rep in r["reps"]]) for r in runs]
+        print_table(median_of(per_run), "median of %d runs (each the median of its repetitions)" % len(runs))
+        return
+    reps = []
+    for i in range(args.reps):
+        print("repetition %d of %d" % (i + 1, args.reps), file=sys.stderr, flush=True)
+        reps.append(measure(args))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "reps": reps}, f)
+    print_table(median_of([flatten(r) for r in reps]), "median of %d repetitions" % len(reps))
+
+
+if __name__ == "__main__":
+    main()

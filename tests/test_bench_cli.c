@@ -1,0 +1,149 @@
+/* test_bench_cli.c — the measuring commands: `nabla bench` (its table and
+ * its --json object, with the figures bench/compare.py reads) and
+ * `nabla train --profile`. Runs $BUILD/nabla (BUILD defaults to "build")
+ * from the repository root; the train run needs Fashion-MNIST. Checks what
+ * is printed, never how fast. */
+#include "support.h"
+
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmp[64], nabla[256];
+static char out_text[1 << 16], err_text[1 << 14];
+
+static void slurp(const char *path, char *buf, size_t size) {
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, size - 1, f) : 0;
+    buf[n] = '\0';
+    if (f) fclose(f);
+}
+
+#if defined(__GNUC__)
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#endif
+static int run(const char *fmt, ...) {
+    char args[1024], cmd[2048], path[128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s >%s/out 2>%s/err </dev/null", nabla, args, tmp, tmp);
+    int status = system(cmd);
+    snprintf(path, sizeof path, "%s/out", tmp);
+    slurp(path, out_text, sizeof out_text);
+    snprintf(path, sizeof path, "%s/err", tmp);
+    slurp(path, err_text, sizeof err_text);
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) print_error("nabla %s:\n%s%s\n", args, out_text, err_text);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void expect(const char *needle) {
+    if (!strstr(out_text, needle)) print_error("expected '%s' in:\n%s\n", needle, out_text);
+    assert_non_null(strstr(out_text, needle));
+}
+
+static double number(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v)) print_error("no number '%s'\n", key);
+    assert_true(cJSON_IsNumber(v));
+    return v->valuedouble;
+}
+
+static void test_bench_table(void **s) {
+    (void)s;
+    assert_int_equal(run("bench --model lenet5 --batch 16 --steps 2 --rounds 1 --peak 100"), 0);
+    expect("training:");
+    expect("inference:");
+    expect("allocations per steady-state step: 0 training, 0 inference");
+    expect("conv1");
+    expect("relu@conv1");
+    expect("maxpool2d@conv2");
+    expect("fc3");
+}
+
+static void test_bench_json(void **s) {
+    (void)s;
+    assert_int_equal(run("bench --model lenet5 --batch 16 --threads 2 --steps 2 --rounds 1 --json"), 0);
+    cJSON *o = cJSON_Parse(out_text);
+    if (!o) print_error("not JSON:\n%s\n", out_text);
+    assert_non_null(o);
+    assert_true(number(o, "train_images_per_s") > 0);
+    assert_true(number(o, "infer_images_per_s") > 0);
+    assert_true(number(o, "fwdbwd_images_per_s") > 0);
+    assert_true(number(o, "fma_peak_gflops") > 0);
+    assert_int_equal((int)number(o, "threads"), 2);
+    assert_int_equal((int)number(o, "batch"), 16);
+    assert_int_equal((int)number(o, "allocs_per_train_step"), 0);
+    const cJSON *layers = cJSON_GetObjectItemCaseSensitive(o, "layers");
+    assert_true(cJSON_IsArray(layers));
+    int convs = 0;
+    const cJSON *l;
+    cJSON_ArrayForEach(l, layers) {
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(l, "op");
+        assert_true(cJSON_IsString(op));
+        if (!strcmp(op->valuestring, "conv2d")) {
+            convs++;
+            assert_true(number(l, "fwd_gflops") > 0);
+            assert_true(number(l, "bwd_ms") > 0);
+            assert_true(number(l, "infer_peak_pct") > 0);
+        }
+    }
+    assert_int_equal(convs, 2);
+    cJSON_Delete(o);
+}
+
+static void test_bench_errors(void **s) {
+    (void)s;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s bench --batch 0 >/dev/null 2>%s/err", nabla, tmp);
+    int status = system(cmd);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    snprintf(cmd, sizeof cmd, "%s bench --model nosuchmodel >/dev/null 2>%s/err", nabla, tmp);
+    status = system(cmd);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+}
+
+static void test_train_profile(void **s) {
+    (void)s;
+    if (access(NB_FASHION_MNIST_DIR, R_OK)) {
+        print_message("no %s: skipped\n", NB_FASHION_MNIST_DIR);
+        skip();
+    }
+    assert_int_equal(run("train --model lenet5 --steps 3 --no-test --profile"), 0);
+    expect("profile: ");
+    expect("operator");
+    expect("conv2d");
+    expect("maxpool2d@conv1");
+    expect("fwd calls");
+}
+
+static int setup(void **s) {
+    (void)s;
+    snprintf(tmp, sizeof tmp, "/tmp/nabla-bench-XXXXXX");
+    if (!mkdtemp(tmp)) return -1;
+    const char *build = getenv("BUILD");
+    snprintf(nabla, sizeof nabla, "%s/nabla", build && *build ? build : "build");
+    return access(nabla, X_OK) == 0 ? 0 : -1;
+}
+
+static int teardown(void **s) {
+    (void)s;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bench_table),
+        cmocka_unit_test(test_bench_json),
+        cmocka_unit_test(test_bench_errors),
+        cmocka_unit_test(test_train_profile),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
