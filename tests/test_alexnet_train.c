@@ -1,7 +1,9 @@
 /* test_alexnet_train.c — AlexNet trains: a tiny colour data set (3 x 224 x
  * 224 images, two classes told apart by where a bright square sits) written
  * as a 4-D IDX file under the MNIST file names, loaded as any data set is,
- * and a few SGD steps of alexnet --classes 2 on it lower the loss. */
+ * and a few SGD steps of alexnet --classes 2 on it lower the loss; the
+ * README's `nabla train --model alexnet --data DIR` runs on it too ($BUILD/nabla,
+ * BUILD defaulting to "build"). */
 #include "support.h"
 
 #include <math.h>
@@ -89,7 +91,24 @@ static void test_alexnet_loss_falls(void **s) {
     nb_optimizer_free(opt);
     nb_model_free(m);
     nb_dataset_free(&d);
-    char path[160];
+
+    /* The command line, as the README shows it (two steps here). */
+    const char *build = getenv("BUILD");
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s/nabla train --model alexnet --classes 2 --data %s --batch 8 "
+             "--lr 0.1 --steps 2 --no-test > %s/out 2>&1", build && *build ? build : "build", dir, dir);
+    int status = system(cmd);
+    char out[4096] = "", path[160];
+    snprintf(path, sizeof path, "%s/out", dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        out[fread(out, 1, sizeof out - 1, f)] = '\0';
+        fclose(f);
+    }
+    if (status != 0) print_error("%s\n%s\n", cmd, out);
+    assert_int_equal(status, 0);
+    assert_non_null(strstr(out, "epoch 1/1"));
+    unlink(path);
     snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", dir);
     unlink(path);
     snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", dir);

@@ -28,7 +28,7 @@ static const char help[] =
     "  --batch B      batch size (default 64)\n"
     "  --threads T    worker threads (default 1)\n"
     "  --steps N      timed steps per round (default: about 0.4 s worth)\n"
-    "  --rounds R     timed rounds; the median is reported (default 3)\n"
+    "  --rounds R     timed rounds; the median is reported (default 5)\n"
     "  --peak G       FMA peak of one core in GFLOP/s (default: measured)\n"
     "  --classes N    output classes (default 10; alexnet 1000)\n"
     "  --no-layers    skip the per-layer profile\n"
@@ -224,7 +224,7 @@ int cmd_bench(int argc, char **argv) {
     bench_args b;
     memset(&b, 0, sizeof b);
     b.batch = 64;
-    b.rounds = 3;
+    b.rounds = 5;
     b.layers = true;
     b.mo.model = "lenet5";
     b.mo.threads = 1;
