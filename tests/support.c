@@ -1,6 +1,11 @@
 /* support.c — shared test helpers. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "support.h"
 
+#include <ftw.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,4 +76,98 @@ void assert_gradcheck(nb_graph *g, nb_node *loss, double eps, double tol) {
     assert_true(r.checked > 0);
     assert_true(r.max_abs_grad > 0.0);
     assert_true(r.max_rel_error <= tol);
+}
+
+/* ---- temporary directory ---------------------------------------------------- */
+
+char tmpdir[64];
+
+int tmpdir_setup(void **state) {
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/nabla-test-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+    (void)st, (void)type;
+    if (ftw->level == 0) return 0; /* keep tmpdir itself */
+    return remove(path);
+}
+
+void tmpdir_clear(void) { nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+int tmpdir_teardown(void **state) {
+    (void)state;
+    tmpdir_clear();
+    return rmdir(tmpdir);
+}
+
+const char *tmp_path(const char *name) {
+    static char paths[4][192];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(paths[k], sizeof paths[k], "%s/%s", tmpdir, name);
+    return paths[k];
+}
+
+/* ---- counting allocator ------------------------------------------------------- */
+
+long alloc_budget = -1, live_allocs;
+
+void *counting_malloc(size_t n) {
+    if (alloc_budget == 0) return NULL;
+    if (alloc_budget > 0) alloc_budget--;
+    void *p = malloc(n);
+    if (p) live_allocs++;
+    return p;
+}
+
+void *counting_realloc(void *p, size_t n) {
+    if (alloc_budget == 0) return NULL;
+    if (alloc_budget > 0) alloc_budget--;
+    void *q = realloc(p, n);
+    if (q && !p) live_allocs++;
+    return q;
+}
+
+void counting_free(void *p) {
+    if (p) live_allocs--;
+    free(p);
+}
+
+/* ---- the nabla command --------------------------------------------------------- */
+
+char nabla_path[256];
+char out_text[1 << 16], err_text[1 << 16];
+
+int nabla_setup(void **state) {
+    const char *build = getenv("BUILD");
+    snprintf(nabla_path, sizeof nabla_path, "%s/nabla", build && *build ? build : "build");
+    if (access(nabla_path, X_OK) != 0) return -1;
+    return tmpdir_setup(state);
+}
+
+static void slurp(const char *path, char *buf, size_t size) {
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, size - 1, f) : 0;
+    buf[n] = '\0';
+    if (f) fclose(f);
+}
+
+int run_nabla(const char *fmt, ...) {
+    char args[2048], cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s >%s/out 2>%s/err </dev/null", nabla_path, args, tmpdir, tmpdir);
+    int status = system(cmd);
+    char path[256]; /* not tmp_path: the caller may hold its results */
+    snprintf(path, sizeof path, "%s/out", tmpdir);
+    slurp(path, out_text, sizeof out_text);
+    snprintf(path, sizeof path, "%s/err", tmpdir);
+    slurp(path, err_text, sizeof err_text);
+    if (strstr(err_text, "Sanitizer")) print_error("nabla %s:\n%s\n", args, err_text);
+    assert_null(strstr(err_text, "Sanitizer"));
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -11,6 +11,12 @@
 
 #include "nabla.h"
 
+#if defined(__GNUC__)
+#define NB_TEST_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define NB_TEST_PRINTF(f, a)
+#endif
+
 /* Fill with uniform values in [lo, hi) from a fixed-seed stream. */
 void fill_uniform(float *x, size_t n, float lo, float hi, nb_rng *rng);
 /* Fill away from the kink at 0: |x| in [0.1, 1), random sign. */
@@ -32,6 +38,36 @@ nb_node *random_projection_loss(nb_graph *g, nb_node *y, nb_rng *rng);
 /* Run nb_gradcheck and assert max relative error <= tol and a nonzero
  * gradient; on failure prints where the worst error was. */
 void assert_gradcheck(nb_graph *g, nb_node *loss, double eps, double tol);
+
+/* ---- a temporary directory per test program ----------------------------
+ * tmpdir_setup and tmpdir_teardown are cmocka group fixtures. */
+extern char tmpdir[64];
+int tmpdir_setup(void **state);
+int tmpdir_teardown(void **state);
+/* Remove everything inside tmpdir, keeping the directory. */
+void tmpdir_clear(void);
+/* tmpdir/name; the last four results stay valid. */
+const char *tmp_path(const char *name);
+
+/* ---- allocation failures --------------------------------------------------
+ * An allocator for nb_set_allocator that fails every allocation once
+ * alloc_budget reaches 0 (-1: never) and counts the blocks alive in
+ * live_allocs, so a failure path that leaks shows even without ASan. */
+extern long alloc_budget, live_allocs;
+void *counting_malloc(size_t n);
+void *counting_realloc(void *p, size_t n);
+void counting_free(void *p);
+
+/* ---- running the nabla command ---------------------------------------------
+ * nabla_setup is a group fixture: tmpdir_setup, then nabla_path becomes
+ * $BUILD/nabla (build/ by default). run_nabla runs "nabla ARGS" with no
+ * input, captures stdout and stderr into out_text and err_text, fails the
+ * test on a sanitizer report (a leak on an error path exits like the error
+ * itself), and returns the exit code. */
+extern char nabla_path[256];
+extern char out_text[1 << 16], err_text[1 << 16];
+int nabla_setup(void **state);
+int run_nabla(const char *fmt, ...) NB_TEST_PRINTF(1, 2);
 
 /* Assert a status is NB_OK, printing nb_last_error() if not. */
 #define assert_ok(expr)                                                        \

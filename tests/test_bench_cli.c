@@ -13,35 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char tmp[64], nabla[256];
-static char out_text[1 << 16], err_text[1 << 14];
-
-static void slurp(const char *path, char *buf, size_t size) {
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(buf, 1, size - 1, f) : 0;
-    buf[n] = '\0';
-    if (f) fclose(f);
-}
-
-#if defined(__GNUC__)
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-#endif
-static int run(const char *fmt, ...) {
-    char args[1024], cmd[2048], path[128];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s >%s/out 2>%s/err </dev/null", nabla, args, tmp, tmp);
-    int status = system(cmd);
-    snprintf(path, sizeof path, "%s/out", tmp);
-    slurp(path, out_text, sizeof out_text);
-    snprintf(path, sizeof path, "%s/err", tmp);
-    slurp(path, err_text, sizeof err_text);
-    if (!WIFEXITED(status) || WEXITSTATUS(status)) print_error("nabla %s:\n%s%s\n", args, out_text, err_text);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void expect(const char *needle) {
     if (!strstr(out_text, needle)) print_error("expected '%s' in:\n%s\n", needle, out_text);
     assert_non_null(strstr(out_text, needle));
@@ -56,7 +27,7 @@ static double number(const cJSON *o, const char *key) {
 
 static void test_bench_table(void **s) {
     (void)s;
-    assert_int_equal(run("bench --model lenet5 --batch 16 --steps 2 --rounds 1 --peak 100"), 0);
+    assert_int_equal(run_nabla("bench --model lenet5 --batch 16 --steps 2 --rounds 1 --peak 100"), 0);
     expect("training:");
     expect("inference:");
     expect("allocations per steady-state step: 0 training, 0 inference");
@@ -68,7 +39,7 @@ static void test_bench_table(void **s) {
 
 static void test_bench_json(void **s) {
     (void)s;
-    assert_int_equal(run("bench --model lenet5 --batch 16 --threads 2 --steps 2 --rounds 1 --json"), 0);
+    assert_int_equal(run_nabla("bench --model lenet5 --batch 16 --threads 2 --steps 2 --rounds 1 --json"), 0);
     cJSON *o = cJSON_Parse(out_text);
     if (!o) print_error("not JSON:\n%s\n", out_text);
     assert_non_null(o);
@@ -100,10 +71,10 @@ static void test_bench_json(void **s) {
 static void test_bench_errors(void **s) {
     (void)s;
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s bench --batch 0 >/dev/null 2>%s/err", nabla, tmp);
+    snprintf(cmd, sizeof cmd, "%s bench --batch 0 >/dev/null 2>%s/err", nabla_path, tmpdir);
     int status = system(cmd);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
-    snprintf(cmd, sizeof cmd, "%s bench --model nosuchmodel >/dev/null 2>%s/err", nabla, tmp);
+    snprintf(cmd, sizeof cmd, "%s bench --model nosuchmodel >/dev/null 2>%s/err", nabla_path, tmpdir);
     status = system(cmd);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
 }
@@ -114,28 +85,12 @@ static void test_train_profile(void **s) {
         print_message("no %s: skipped\n", NB_FASHION_MNIST_DIR);
         skip();
     }
-    assert_int_equal(run("train --model lenet5 --steps 3 --no-test --profile"), 0);
+    assert_int_equal(run_nabla("train --model lenet5 --steps 3 --no-test --profile"), 0);
     expect("profile: ");
     expect("operator");
     expect("conv2d");
     expect("maxpool2d@conv1");
     expect("fwd calls");
-}
-
-static int setup(void **s) {
-    (void)s;
-    snprintf(tmp, sizeof tmp, "/tmp/nabla-bench-XXXXXX");
-    if (!mkdtemp(tmp)) return -1;
-    const char *build = getenv("BUILD");
-    snprintf(nabla, sizeof nabla, "%s/nabla", build && *build ? build : "build");
-    return access(nabla, X_OK) == 0 ? 0 : -1;
-}
-
-static int teardown(void **s) {
-    (void)s;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 int main(void) {
@@ -145,5 +100,5 @@ int main(void) {
         cmocka_unit_test(test_bench_errors),
         cmocka_unit_test(test_train_profile),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, nabla_setup, tmpdir_teardown);
 }

@@ -16,40 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char tmp[64], nabla[256];
-static char out_text[1 << 16], err_text[1 << 16];
-
-static void slurp(const char *path, char *buf, size_t size) {
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(buf, 1, size - 1, f) : 0;
-    buf[n] = '\0';
-    if (f) fclose(f);
-}
-
-/* Run "nabla ARGS" with stdout and stderr captured; returns the exit code. */
-#if defined(__GNUC__)
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-#endif
-static int run(const char *fmt, ...) {
-    char args[2048], cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s >%s/out 2>%s/err </dev/null", nabla, args, tmp, tmp);
-    int status = system(cmd);
-    char path[128];
-    snprintf(path, sizeof path, "%s/out", tmp);
-    slurp(path, out_text, sizeof out_text);
-    snprintf(path, sizeof path, "%s/err", tmp);
-    slurp(path, err_text, sizeof err_text);
-    /* In the sanitizer build $BUILD/nabla is sanitized too, and a leak on
-     * an error path exits 1 like the error itself: its report must fail. */
-    if (strstr(err_text, "Sanitizer")) print_error("nabla %s:\n%s\n", args, err_text);
-    assert_null(strstr(err_text, "Sanitizer"));
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void expect(const char *stream, const char *needle) {
     if (!strstr(stream, needle))
         print_error("expected '%s' in:\n%s\n(other stream:\n%s)\n", needle, stream,
@@ -59,19 +25,11 @@ static void expect(const char *stream, const char *needle) {
 
 #define EXPECT_RUN(code, stream, needle, ...)                                     \
     do {                                                                          \
-        int rc_ = run(__VA_ARGS__);                                               \
+        int rc_ = run_nabla(__VA_ARGS__);                                               \
         if (rc_ != (code)) print_error("exit %d, expected %d; stderr:\n%s\n", rc_, (code), err_text); \
         assert_int_equal(rc_, (code));                                            \
         expect(stream, needle);                                              \
     } while (0)
-
-static const char *tmp_file(const char *name) {
-    static char path[4][160];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(path[k], sizeof path[k], "%s/%s", tmp, name);
-    return path[k];
-}
 
 static bool exists(const char *path) {
     struct stat st;
@@ -95,21 +53,6 @@ static int write_pgm(const char *path, const nb_dataset *d, int index, int size)
             fputc(r < 28 && c < 28 ? d->images[(size_t)index * 784 + (size_t)r * 28 + (size_t)c] : 0, f);
     fclose(f);
     return 0;
-}
-
-static int setup(void **state) {
-    (void)state;
-    const char *build = getenv("BUILD");
-    snprintf(nabla, sizeof nabla, "%s/nabla", build && *build ? build : "build");
-    snprintf(tmp, sizeof tmp, "/tmp/nabla-cli-XXXXXX");
-    return mkdtemp(tmp) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 /* ---- tests ------------------------------------------------------------------ */
@@ -146,7 +89,7 @@ static void test_usage_errors_exit_2(void **s) {
     EXPECT_RUN(2, err_text, "--split: 'dev'", "eval --model lenet5 --weights x --split dev");
     EXPECT_RUN(2, err_text, "no images given", "predict --model lenet5 --weights x");
     EXPECT_RUN(2, err_text, "--weights is required", "predict --model lenet5 a.png");
-    const char *out = tmp_file("never.safetensors");
+    const char *out = tmp_path("never.safetensors");
     EXPECT_RUN(2, err_text, "--save /no/such/dir/w.safetensors: cannot write to directory /no/such/dir",
                "train --model logreg --steps 1 --save /no/such/dir/w.safetensors");
     assert_false(exists(out));
@@ -154,21 +97,21 @@ static void test_usage_errors_exit_2(void **s) {
 
 static void test_failures_exit_1_without_output(void **s) {
     (void)s;
-    const char *out = tmp_file("out.safetensors");
+    const char *out = tmp_path("out.safetensors");
     EXPECT_RUN(1, err_text, "/no/such/data", "train --model logreg --data /no/such/data --steps 1 --save %s", out);
     assert_false(exists(out));
     EXPECT_RUN(1, err_text, "/no/such/init.safetensors",
                "train --model logreg --init /no/such/init.safetensors --steps 1 --save %s", out);
     assert_false(exists(out));
     /* Garbage where weights should be. */
-    const char *junk = tmp_file("junk.safetensors");
+    const char *junk = tmp_path("junk.safetensors");
     write_file(junk, "this is not a safetensors file at all", 38);
     EXPECT_RUN(1, err_text, "junk.safetensors", "train --model logreg --init %s --steps 1 --save %s", junk, out);
     assert_false(exists(out));
     EXPECT_RUN(1, err_text, "junk.safetensors", "eval --model logreg --weights %s", junk);
     EXPECT_RUN(1, err_text, "junk.safetensors", "predict --model logreg --weights %s x.pgm", junk);
     /* A network file with a mistake names its line. */
-    const char *net = tmp_file("bad.net");
+    const char *net = tmp_path("bad.net");
     write_file(net, "input 1 28 28\nflatten\nlinear out=10 kernel=3\n", 45);
     EXPECT_RUN(1, err_text, "bad.net:3: linear: unknown option 'kernel'", "train --model %s --steps 1", net);
     /* AlexNet takes 3x224x224 images, not Fashion-MNIST's. */
@@ -180,7 +123,7 @@ static void test_failures_exit_1_without_output(void **s) {
 /* Train briefly, then eval and predict with the weights, as JSON. */
 static void test_train_eval_predict_json(void **s) {
     (void)s;
-    const char *w = tmp_file("logreg.safetensors");
+    const char *w = tmp_path("logreg.safetensors");
     EXPECT_RUN(0, out_text, "epoch 1/1",
                "train --model logreg --steps 40 --batch 32 --no-test --seed 3 --save %s", w);
     expect(out_text, "saved weights to");
@@ -203,7 +146,7 @@ static void test_train_eval_predict_json(void **s) {
 
     nb_dataset d;
     assert_ok(nb_dataset_load_mnist(NB_FASHION_MNIST_DIR, "t10k", &d));
-    const char *a = tmp_file("a.pgm"), *b = tmp_file("b \"q\".pgm"), *big = tmp_file("big.pgm");
+    const char *a = tmp_path("a.pgm"), *b = tmp_path("b \"q\".pgm"), *big = tmp_path("big.pgm");
     assert_int_equal(write_pgm(a, &d, 0, 28), 0);
     assert_int_equal(write_pgm(b, &d, 1, 28), 0);
     assert_int_equal(write_pgm(big, &d, 2, 32), 0);
@@ -240,7 +183,7 @@ static void test_train_eval_predict_json(void **s) {
 /* --normalize is saved with the weights and used again by eval. */
 static void test_normalize_travels_with_weights(void **s) {
     (void)s;
-    const char *w = tmp_file("norm.safetensors");
+    const char *w = tmp_path("norm.safetensors");
     EXPECT_RUN(0, out_text, "epoch", "train --model logreg --steps 5 --no-test --normalize 0.286,0.353 --save %s", w);
     EXPECT_RUN(0, out_text, "\"n\":10000", "eval --model logreg --weights %s --json", w);
     cJSON *j = cJSON_Parse(out_text);
@@ -258,8 +201,8 @@ static void test_normalize_travels_with_weights(void **s) {
  * horizon is the run's length, which the short first run changes.) */
 static void test_checkpoint_and_resume(void **s) {
     (void)s;
-    const char *straight = tmp_file("straight.safetensors"), *ck = tmp_file("run.ckpt");
-    const char *resumed = tmp_file("resumed.safetensors");
+    const char *straight = tmp_path("straight.safetensors"), *ck = tmp_path("run.ckpt");
+    const char *resumed = tmp_path("resumed.safetensors");
     static const char common[] =
         "train --model logreg --batch 16 --no-test --optimizer adam --schedule constant --seed 4";
     EXPECT_RUN(0, out_text, "saved", "%s --steps 7 --save %s", common, straight);
@@ -283,5 +226,5 @@ int main(void) {
         cmocka_unit_test(test_normalize_travels_with_weights),
         cmocka_unit_test(test_checkpoint_and_resume),
     };
-    return cmocka_run_group_tests_name("cli", tests, setup, teardown);
+    return cmocka_run_group_tests_name("cli", tests, nabla_setup, tmpdir_teardown);
 }

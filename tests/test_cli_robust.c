@@ -37,7 +37,7 @@ static char tmp[64], nabla[4096], data[128], hot_data[128];
 static bool private_mounts; /* a mount namespace of our own: tmpfs mounts allowed */
 static nb_rng rng;
 static double straight_seconds; /* the reference run, no checkpoints */
-static char out_text[1 << 16], err_text[1 << 16];
+/* out_text and err_text are the shared capture buffers of support.h. */
 
 /* ---- files -------------------------------------------------------------------------- */
 

@@ -11,33 +11,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static char tmpdir[64];
-
-static void clear_tmpdir(void) {
-    DIR *d = opendir(tmpdir);
-    if (!d) return;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-        remove(path);
-    }
-    closedir(d);
-}
-
-static int make_tmpdir(void **state) {
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nabla-dataset-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int remove_tmpdir(void **state) {
-    (void)state;
-    clear_tmpdir();
-    return rmdir(tmpdir);
-}
-
 /* Write an IDX file of ndim dims into tmpdir/name (gzipped when gz). */
 static void write_idx(const char *name, int ndim, const uint32_t *dims, const uint8_t *data,
                       int gz) {
@@ -78,7 +51,7 @@ static void write_split(void) {
 
 static void test_load_generated(void **s) {
     (void)s;
-    clear_tmpdir();
+    tmpdir_clear();
     write_split();
     nb_dataset d;
     assert_ok(nb_dataset_load_mnist(tmpdir, "train", &d));
@@ -96,7 +69,7 @@ static void test_load_generated(void **s) {
 /* With both forms present the .gz wins (the distributed form). */
 static void test_prefers_gzip(void **s) {
     (void)s;
-    clear_tmpdir();
+    tmpdir_clear();
     write_split();
     uint8_t other[N] = {0, 0, 0, 0, 0};
     write_idx("train-labels-idx1-ubyte.gz", 1, (uint32_t[]){N}, other, 1);
@@ -122,7 +95,7 @@ static void test_load_errors(void **s) {
     (void)s;
     char path[512];
     /* Nothing there: the message names the path and says how to get it. */
-    clear_tmpdir();
+    tmpdir_clear();
     snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz: not found", tmpdir);
     expect_error(NB_ERR_IO, path, "apt-get install dataset-fashion-mnist");
     expect_error(NB_ERR_IO, "--data DIR", NULL);
@@ -134,30 +107,30 @@ static void test_load_errors(void **s) {
     expect_error(NB_ERR_IO, "train-labels-idx1-ubyte.gz: not found", NULL);
 
     /* Counts disagree. */
-    clear_tmpdir();
+    tmpdir_clear();
     write_split();
     write_idx("train-labels-idx1-ubyte", 1, (uint32_t[]){N - 1}, labels, 0);
     expect_error(NB_ERR_FORMAT, "has 5 images but", "has 4 labels");
 
     /* A label of 10 at index 3. */
-    clear_tmpdir();
+    tmpdir_clear();
     write_split();
     uint8_t bad[N] = {1, 2, 3, 10, 11};
     write_idx("train-labels-idx1-ubyte", 1, (uint32_t[]){N}, bad, 0);
     expect_error(NB_ERR_FORMAT, "label 10 at index 3 (byte offset 11) is not below 10", NULL);
 
     /* Images that are not 3-D, and labels that are not 1-D. */
-    clear_tmpdir();
+    tmpdir_clear();
     write_split();
     write_idx("train-images-idx3-ubyte.gz", 2, (uint32_t[]){N, H * W}, images, 1);
     expect_error(NB_ERR_FORMAT, "images must be 3-D [count, height, width] or 4-D [count, channels, height, width], the file has 2", NULL);
-    clear_tmpdir();
+    tmpdir_clear();
     write_split();
     write_idx("train-labels-idx1-ubyte", 2, (uint32_t[]){N, 1}, labels, 0);
     expect_error(NB_ERR_FORMAT, "labels must be 1-D", NULL);
 
     /* A malformed IDX file passes its own message through. */
-    clear_tmpdir();
+    tmpdir_clear();
     write_split();
     snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", tmpdir);
     FILE *f = fopen(path, "wb");
@@ -334,5 +307,5 @@ int main(void) {
         cmocka_unit_test(test_batch_channels),  cmocka_unit_test(test_shuffle),
         cmocka_unit_test(test_shuffle_uniform), cmocka_unit_test(test_fashion_mnist),
     };
-    return cmocka_run_group_tests_name("dataset", tests, make_tmpdir, remove_tmpdir);
+    return cmocka_run_group_tests_name("dataset", tests, tmpdir_setup, tmpdir_teardown);
 }

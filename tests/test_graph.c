@@ -100,10 +100,6 @@ static void test_eval_mode_has_no_gradients(void **s) {
 /* ---- allocation failures ----------------------------------------------------
  * Fail the k-th allocation for every k until a run completes: each failure
  * must come back as NB_ERR_NOMEM (ASan's leak check covers the cleanup). */
-static int allocations_left;
-static void *failing_malloc(size_t n) { return allocations_left-- > 0 ? malloc(n) : NULL; }
-static void *failing_realloc(void *p, size_t n) { return allocations_left-- > 0 ? realloc(p, n) : NULL; }
-
 static nb_status build_and_run(void) {
     nb_graph *g = nb_graph_new();
     if (!g) return NB_ERR_NOMEM;
@@ -122,8 +118,8 @@ static void test_allocation_failures_are_reported(void **s) {
     (void)s;
     int failures = 0;
     for (int k = 0; k < 100; k++) {
-        allocations_left = k;
-        nb_set_allocator(failing_malloc, failing_realloc, free);
+        alloc_budget = k;
+        nb_set_allocator(counting_malloc, counting_realloc, counting_free);
         nb_status st = build_and_run();
         nb_set_allocator(NULL, NULL, NULL);
         if (st == NB_OK) break;
@@ -131,6 +127,7 @@ static void test_allocation_failures_are_reported(void **s) {
         assert_non_null(strstr(nb_last_error(), "out of memory"));
         failures++;
     }
+    alloc_budget = -1;
     assert_true(failures > 5);
     assert_ok(build_and_run());
 }

@@ -11,29 +11,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static char tmpdir[64];
-
-static int make_tmpdir(void **state) {
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nabla-idx-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int remove_tmpdir(void **state) {
-    (void)state;
-    DIR *d = opendir(tmpdir);
-    if (!d) return -1;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-        if (remove(path) != 0) rmdir(path);
-    }
-    closedir(d);
-    return rmdir(tmpdir);
-}
-
 /* Write bytes to tmpdir/name, gzipped with zlib's own writer when gz. */
 static const char *write_file(const char *name, const void *data, size_t len, int gz) {
     static char path[512];
@@ -326,29 +303,6 @@ static void test_missing_and_directory(void **s) {
 
 /* ---- allocation failures ---------------------------------------------------- */
 
-static long alloc_budget = -1, live_allocs;
-
-static void *counting_malloc(size_t n) {
-    if (alloc_budget == 0) return NULL;
-    if (alloc_budget > 0) alloc_budget--;
-    void *p = malloc(n);
-    if (p) live_allocs++;
-    return p;
-}
-
-static void *counting_realloc(void *p, size_t n) {
-    if (alloc_budget == 0) return NULL;
-    if (alloc_budget > 0) alloc_budget--;
-    void *q = realloc(p, n);
-    if (q && !p) live_allocs++;
-    return q;
-}
-
-static void counting_free(void *p) {
-    if (p) live_allocs--;
-    free(p);
-}
-
 /* Fail the 1st, 2nd, ... allocation in turn: each run must report
  * out-of-memory and free everything, until one succeeds. */
 static void test_allocation_failures(void **s) {
@@ -430,5 +384,5 @@ int main(void) {
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_fashion_mnist_files),
     };
-    return cmocka_run_group_tests_name("idx", tests, make_tmpdir, remove_tmpdir);
+    return cmocka_run_group_tests_name("idx", tests, tmpdir_setup, tmpdir_teardown);
 }

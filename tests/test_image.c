@@ -11,35 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static char tmpdir[64];
-
-static int make_tmpdir(void **state) {
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nabla-image-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int remove_tmpdir(void **state) {
-    (void)state;
-    DIR *d = opendir(tmpdir);
-    if (!d) return -1;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-        remove(path);
-    }
-    closedir(d);
-    return rmdir(tmpdir);
-}
-
-static const char *tmp_path(const char *name) {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    return path;
-}
-
 static const char *write_bytes(const char *name, const void *data, size_t len) {
     const char *path = tmp_path(name);
     FILE *f = fopen(path, "wb");
@@ -387,29 +358,6 @@ static void test_bad_arguments(void **s) {
 
 /* ---- allocation failures ------------------------------------------------------------ */
 
-static long alloc_budget = -1, live_allocs;
-
-static void *counting_malloc(size_t n) {
-    if (alloc_budget == 0) return NULL;
-    if (alloc_budget > 0) alloc_budget--;
-    void *p = malloc(n);
-    if (p) live_allocs++;
-    return p;
-}
-
-static void *counting_realloc(void *p, size_t n) {
-    if (alloc_budget == 0) return NULL;
-    if (alloc_budget > 0) alloc_budget--;
-    void *q = realloc(p, n);
-    if (q && !p) live_allocs++;
-    return q;
-}
-
-static void counting_free(void *p) {
-    if (p) live_allocs--;
-    free(p);
-}
-
 /* libpng's own allocations go through nb_alloc too: failing each in turn
  * gives out-of-memory, frees everything and leaves the output alone. */
 static void check_oom(const char *path, int ch, int h, int w) {
@@ -451,5 +399,5 @@ int main(void) {
         cmocka_unit_test(test_bad_pgm),         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_allocation_failures),
     };
-    return cmocka_run_group_tests_name("image", tests, make_tmpdir, remove_tmpdir);
+    return cmocka_run_group_tests_name("image", tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -51,29 +51,6 @@ static float *params_of(const nb_model *m, size_t *n) {
     return p;
 }
 
-static char tmp_dir[64];
-
-static int make_tmp(void **state) {
-    (void)state;
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/nabla-model-XXXXXX");
-    return mkdtemp(tmp_dir) ? 0 : -1;
-}
-
-static int remove_tmp(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *tmp_path(const char *name) {
-    static char path[4][160];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(path[k], sizeof path[k], "%s/%s", tmp_dir, name);
-    return path[k];
-}
-
 /* A learnable synthetic set of 1x28x28 images: class c lights a 4x4 block
  * at a place of its own, over low noise. */
 static nb_dataset synthetic(int count, int classes, uint64_t seed) {
@@ -531,5 +508,5 @@ int main(void) {
         cmocka_unit_test(test_data_must_fit_the_model),
         cmocka_unit_test(test_checkpoint_resumes_exactly),
     };
-    return cmocka_run_group_tests_name("model", tests, make_tmp, remove_tmp);
+    return cmocka_run_group_tests_name("model", tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -13,35 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char tmpdir[64];
-
-static int make_tmpdir(void **state) {
-    (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/nabla-st-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int remove_tmpdir(void **state) {
-    (void)state;
-    DIR *d = opendir(tmpdir);
-    if (!d) return -1;
-    struct dirent *e;
-    char path[512];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
-        if (remove(path) != 0) rmdir(path);
-    }
-    closedir(d);
-    return rmdir(tmpdir);
-}
-
-static const char *tmp_path(const char *name) {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    return path;
-}
-
 static uint8_t *read_all(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
@@ -588,29 +559,6 @@ static void test_long_metadata(void **s) {
 
 /* ---- allocation failures ------------------------------------------------------------------- */
 
-static long alloc_budget = -1, live_allocs;
-
-static void *counting_malloc(size_t n) {
-    if (alloc_budget == 0) return NULL;
-    if (alloc_budget > 0) alloc_budget--;
-    void *p = malloc(n);
-    if (p) live_allocs++;
-    return p;
-}
-
-static void *counting_realloc(void *p, size_t n) {
-    if (alloc_budget == 0) return NULL;
-    if (alloc_budget > 0) alloc_budget--;
-    void *q = realloc(p, n);
-    if (q && !p) live_allocs++;
-    return q;
-}
-
-static void counting_free(void *p) {
-    if (p) live_allocs--;
-    free(p);
-}
-
 static void test_allocation_failures(void **s) {
     (void)s;
     float x[4] = {1, 2, 3, 4}, y[4];
@@ -663,5 +611,5 @@ int main(void) {
         cmocka_unit_test(test_long_metadata),
         cmocka_unit_test(test_allocation_failures),
     };
-    return cmocka_run_group_tests_name("safetensors", tests, make_tmpdir, remove_tmpdir);
+    return cmocka_run_group_tests_name("safetensors", tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -19,23 +19,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static char tmp[64], nabla[256];
-
-static int setup(void **state) {
-    (void)state;
-    const char *build = getenv("BUILD");
-    snprintf(nabla, sizeof nabla, "%s/nabla", build && *build ? build : "build");
-    snprintf(tmp, sizeof tmp, "/tmp/nabla-torch-XXXXXX");
-    return mkdtemp(tmp) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
 static nb_model *load_model(const char *name, const nb_model_config *cfg, const char *weights) {
     nb_model *m = nb_model_create(name, cfg);
     if (!m) print_error("%s\n", nb_last_error());
@@ -67,11 +50,11 @@ static void assert_params_close(const nb_model *got, const nb_model *want, doubl
 /* Train with the CLI from PyTorch's init and compare with PyTorch's result. */
 static void check_lenet5_run(const char *options, const char *fixture) {
     char out[128], cmd[1024];
-    snprintf(out, sizeof out, "%s/out.safetensors", tmp);
+    snprintf(out, sizeof out, "%s/out.safetensors", tmpdir);
     snprintf(cmd, sizeof cmd,
              "%s train --model lenet5 --init tests/fixtures/lenet5_init.safetensors --no-shuffle "
              "--no-test --batch 16 --schedule constant %s --save %s >/dev/null",
-             nabla, options, out);
+             nabla_path, options, out);
     assert_int_equal(system(cmd), 0);
     nb_model *got = load_model("lenet5", NULL, out);
     nb_model *want = load_model("lenet5", NULL, fixture);
@@ -123,11 +106,11 @@ static void test_alexnet_forward_and_gradients_match_torch(void **s) {
                  "(scripts/install-deps.sh), or set NB_SKIP_TORCH=1 to skip this test locally");
     }
     char cmd[512], path[160];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch_alexnet_check.py %s", tmp);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch_alexnet_check.py %s", tmpdir);
     assert_int_equal(system(cmd), 0);
 
     nb_model_config cfg = {.classes = 10, .no_dropout = 1};
-    snprintf(path, sizeof path, "%s/weights.safetensors", tmp);
+    snprintf(path, sizeof path, "%s/weights.safetensors", tmpdir);
     nb_model *m = load_model("alexnet", &cfg, path);
 
     static float input[2 * 3 * 224 * 224];
@@ -138,7 +121,7 @@ static void test_alexnet_forward_and_gradients_match_torch(void **s) {
         {"logits", {2, {2, 10}, logits}},
         {"loss", {1, {1}, &loss}},
     };
-    snprintf(path, sizeof path, "%s/batch.safetensors", tmp);
+    snprintf(path, sizeof path, "%s/batch.safetensors", tmpdir);
     assert_ok(nb_safetensors_load(path, batch, 4, 0, NULL, 0, NULL));
 
     nb_graph *g = nb_model_graph(m);
@@ -169,7 +152,7 @@ static void test_alexnet_forward_and_gradients_match_torch(void **s) {
         t[i].tensor.data = want + offset;
         offset += nb_tensor_numel(nb_value(p));
     }
-    snprintf(path, sizeof path, "%s/grads.safetensors", tmp);
+    snprintf(path, sizeof path, "%s/grads.safetensors", tmpdir);
     assert_ok(nb_safetensors_load(path, t, count, 0, NULL, 0, NULL));
     /* Each tensor within 1e-4 of its largest gradient: sums of thousands of
      * float products round differently in any two libraries (measured: a few
@@ -201,5 +184,5 @@ int main(void) {
         cmocka_unit_test(test_lenet5_adam_matches_torch),
         cmocka_unit_test(test_alexnet_forward_and_gradients_match_torch),
     };
-    return cmocka_run_group_tests_name("torch_match", tests, setup, teardown);
+    return cmocka_run_group_tests_name("torch_match", tests, nabla_setup, tmpdir_teardown);
 }

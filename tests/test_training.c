@@ -15,29 +15,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static char tmp_dir[64];
-
-static int make_tmp(void **state) {
-    (void)state;
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/nabla-training-XXXXXX");
-    return mkdtemp(tmp_dir) ? 0 : -1;
-}
-
-static int remove_tmp(void **state) {
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *tmp_path(const char *name) {
-    static char path[4][160];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(path[k], sizeof path[k], "%s/%s", tmp_dir, name);
-    return path[k];
-}
-
 static void assert_error_has(const char *needle) {
     if (!strstr(nb_last_error(), needle))
         print_error("error '%s' lacks '%s'\n", nb_last_error(), needle);
@@ -62,7 +39,7 @@ static unsigned char *slurp(const char *path, size_t *n) {
 }
 
 static void assert_no_temporaries(void) {
-    DIR *d = opendir(tmp_dir);
+    DIR *d = opendir(tmpdir);
     assert_non_null(d);
     for (struct dirent *e; (e = readdir(d));) {
         if (strstr(e->d_name, ".tmp.")) print_error("temporary file left: %s\n", e->d_name);
@@ -433,31 +410,6 @@ static void test_checkpoint_every_and_pending_report(void **s) {
 
 /* ---- allocation failures ---------------------------------------------------------- */
 
-/* Fails every allocation once `budget` reaches 0 (-1: never) and counts the
- * blocks alive, so a failure path that leaks shows even without ASan. */
-static long budget = -1, live;
-
-static void *counting_malloc(size_t n) {
-    if (budget == 0) return NULL;
-    if (budget > 0) budget--;
-    void *p = malloc(n);
-    if (p) live++;
-    return p;
-}
-
-static void *counting_realloc(void *p, size_t n) {
-    if (budget == 0) return NULL;
-    if (budget > 0) budget--;
-    void *q = realloc(p, n);
-    if (q && !p) live++;
-    return q;
-}
-
-static void counting_free(void *p) {
-    if (p) live--;
-    free(p);
-}
-
 /* A network with a layer of every kind that holds state for backward
  * (conv, max-pool argmax, dropout mask), then everything a user does with
  * it: create, load weights, one step, a checkpointed run, a resumed run,
@@ -510,14 +462,14 @@ static void test_allocation_failures_anywhere(void **s) {
 
     int failures = 0;
     for (long k = 0;; k++) {
-        budget = k;
-        live = 0;
+        alloc_budget = k;
+        live_allocs = 0;
         nb_set_allocator(counting_malloc, counting_realloc, counting_free);
         nb_status st = workload(&d, weights, ck);
         nb_set_allocator(NULL, NULL, NULL);
-        budget = -1;
-        if (live != 0) print_error("allocation %ld failing leaks %ld blocks\n", k, live);
-        assert_int_equal(live, 0);
+        alloc_budget = -1;
+        if (live_allocs != 0) print_error("allocation %ld failing leaks %ld blocks\n", k, live_allocs);
+        assert_int_equal(live_allocs, 0);
         if (st == NB_OK) break;
         if (st != NB_ERR_NOMEM || !strstr(nb_last_error(), "out of memory"))
             print_error("allocation %ld failing gave %s: %s\n", k, nb_status_name(st), nb_last_error());
@@ -540,5 +492,5 @@ int main(void) {
         cmocka_unit_test(test_checkpoint_every_and_pending_report),
         cmocka_unit_test(test_allocation_failures_anywhere),
     };
-    return cmocka_run_group_tests_name("training", tests, make_tmp, remove_tmp);
+    return cmocka_run_group_tests_name("training", tests, tmpdir_setup, tmpdir_teardown);
 }
