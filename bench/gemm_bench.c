@@ -4,6 +4,7 @@
  *
  *     ./build/bench/gemm_bench [seconds per measurement, default 0.3]
  *     ./build/bench/gemm_bench --json [seconds]
+ *     ./build/bench/gemm_bench --only classifier [seconds]   (shapes whose name has it)
  *
  * --json measures only the square product with the CPU's micro-kernel and
  * prints one line for bench/compare.py:
@@ -53,8 +54,10 @@ static double gflops(const shape *s, double seconds) {
 int main(int argc, char **argv) {
     double seconds = 0.3;
     int json = 0;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else seconds = atof(argv[i]);
     }
     if (json) {
@@ -73,6 +76,16 @@ int main(int argc, char **argv) {
         {"conv fwd  64 x 288 x 12544 (W cols, 3x3 32->64, batch 64 14x14)", 0, 0, 64, 12544, 288},
         {"conv dW   64 x 288 x 12544 (dY cols^T)", 0, 1, 64, 288, 12544},
         {"conv dcol 288 x 12544 x 64 (W^T dY)", 1, 0, 288, 12544, 64},
+        {"alexnet features.3 fwd, one sample: 192 x 729 x 1600", 0, 0, 192, 729, 1600},
+        {"alexnet features.6 fwd, one sample: 384 x 169 x 1728", 0, 0, 384, 169, 1728},
+        {"alexnet features.8 fwd, one sample: 256 x 169 x 3456", 0, 0, 256, 169, 3456},
+        {"alexnet features.8 fwd, batch 8: 256 x 1352 x 3456", 0, 0, 256, 1352, 3456},
+        {"alexnet features.8 dW, batch 8: 256 x 3456 x 1352", 0, 1, 256, 3456, 1352},
+        {"alexnet features.8 dcol, one sample: 3456 x 169 x 256", 1, 0, 3456, 169, 256},
+        {"alexnet features.8 dcol, batch 8: 3456 x 1352 x 256", 1, 0, 3456, 1352, 256},
+        {"alexnet classifier.1 fwd, batch 8: 8 x 4096 x 9216 (x W^T)", 0, 1, 8, 4096, 9216},
+        {"alexnet classifier.1 dx, batch 8: 8 x 9216 x 4096 (dY W)", 0, 0, 8, 9216, 4096},
+        {"alexnet classifier.1 dW, batch 8: 4096 x 9216 x 8 (dY^T x)", 1, 0, 4096, 9216, 8},
     };
     const nb_gemm_path paths[] = {NB_GEMM_AUTO, NB_GEMM_AVX2, NB_GEMM_GENERIC};
     for (int p = 0; p < 3; p++) {
@@ -81,6 +94,7 @@ int main(int argc, char **argv) {
         printf("micro-kernel: %s\n", nb_gemm_kernel_name());
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
             if (p > 0 && i > 0) break; /* the other kernels: the square product only */
+            if (only && !strstr(shapes[i].what, only)) continue;
             nb_set_threads(1);
             double one = gflops(&shapes[i], seconds);
             nb_set_threads(2);

@@ -1,6 +1,6 @@
 /* test_fast_paths.c — the speed-ups of issue 4 held against their plain
- * versions: the direct and channel-vectorised convolution kernels against
- * the one-sample reference loops, the max-pooling kernels against theirs
+ * versions: the direct, channel-vectorised and Winograd convolution kernels
+ * against the one-sample reference loops, the max-pooling kernels against theirs
  * (ties and NaN included), the few-rows GEMM against the triple loop; every
  * conv2d path through the operator against its neighbours; gradients that
  * the first contribution writes instead of adding; bit-identical LeNet-5
@@ -137,6 +137,46 @@ static void fill_pool_input(float *x, size_t n, nb_rng *rng) {
         uint32_t r = nb_rng_below(rng, 10);
         x[i] = r < 3 ? 1.0f : r == 3 ? NAN : nb_rng_uniform(rng);
     }
+}
+
+/* Winograd F(2x2, 3x3): weights, input and output transforms with the
+ * sixteen products between them, against the reference convolution, for
+ * even and odd outputs, padding 0 to 2, with and without bias and relu. */
+static void test_winograd_kernel(void **s) {
+    (void)s;
+    nb_rng rng;
+    nb_rng_seed(&rng, 17);
+    const struct { int n, c, h, w, o, pad; } cases[] = {
+        {2, 3, 8, 8, 5, 1}, {3, 4, 13, 13, 7, 1}, {1, 5, 7, 10, 3, 0}, {2, 2, 6, 5, 4, 2}, {1, 1, 4, 4, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int n = cases[i].n, c = cases[i].c, o = cases[i].o;
+        nb_conv_geom g = geom(c, cases[i].h, cases[i].w, 3, 3, 1, 1, cases[i].pad, cases[i].pad);
+        assert_true(nb_winograd_fits(&g));
+        const int total = n * nb_winograd_tiles(&g);
+        const size_t xs = (size_t)c * g.height * g.width, ys = (size_t)o * g.out_h * g.out_w;
+        float *x = rnd(n * xs, &rng), *w = rnd((size_t)o * c * 9, &rng), *b = rnd((size_t)o, &rng);
+        float *u = malloc(16 * (size_t)o * c * sizeof(float)), *v = malloc(16 * (size_t)c * total * sizeof(float));
+        float *m = malloc(16 * (size_t)o * total * sizeof(float));
+        float *y = malloc(n * ys * sizeof(float)), *y0 = malloc(n * ys * sizeof(float));
+        nb_winograd_weights(o, c, w, u);
+        nb_winograd_input(&g, x, n, v);
+        for (int xi = 0; xi < 16; xi++)
+            nb_sgemm(0, 0, o, total, c, 1.0f, u + (size_t)xi * o * c, c, v + (size_t)xi * c * total, total, 0.0f,
+                     m + (size_t)xi * o * total, total);
+        for (int relu = 0; relu < 2; relu++) {
+            const float *bias = relu ? b : NULL;
+            nb_winograd_output(&g, o, m, n, bias, y, relu);
+            for (int k = 0; k < n; k++) nb_conv_forward_reference(&g, o, x + k * xs, w, bias, y0 + k * ys);
+            if (relu)
+                for (size_t e = 0; e < n * ys; e++) y0[e] = y0[e] > 0 ? y0[e] : 0.0f;
+            assert_close(y, y0, n * ys, 1e-5);
+        }
+        free(x), free(w), free(b), free(u), free(v), free(m), free(y), free(y0);
+    }
+    nb_conv_geom strided = geom(4, 9, 9, 3, 3, 2, 2, 1, 1), five = geom(4, 9, 9, 5, 5, 1, 1, 2, 2);
+    assert_false(nb_winograd_fits(&strided));
+    assert_false(nb_winograd_fits(&five));
 }
 
 static void test_maxpool_kernels(void **s) {
@@ -280,7 +320,10 @@ static void test_conv_op_paths(void **s) {
     check_conv_op(13, 6, 14, 14, 16, 5, 1, 0, &rng); /* channel-vectorised: conv2 */
     check_conv_op(7, 5, 11, 9, 19, 3, 2, 1, &rng);   /* channel-vectorised, stride 2 */
     check_conv_op(6, 5, 12, 12, 7, 3, 1, 1, &rng);   /* parallel groups (7 channels) */
-    check_conv_op(2, 24, 30, 30, 64, 3, 1, 1, &rng); /* serial groups, threads in GEMM */
+    check_conv_op(2, 24, 30, 30, 64, 3, 1, 1, &rng); /* serial groups, Winograd forward */
+    check_conv_op(3, 64, 13, 13, 64, 3, 1, 1, &rng); /* Winograd, odd output (AlexNet's 13x13) */
+    check_conv_op(2, 64, 14, 15, 64, 3, 1, 0, &rng); /* Winograd, no padding, 12x13 output */
+    check_conv_op(2, 24, 29, 29, 64, 5, 1, 2, &rng); /* serial groups, im2col (5x5) */
 }
 
 /* ---- gradients written first ------------------------------------------------------------ */
@@ -521,6 +564,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_direct_kernel),
         cmocka_unit_test(test_conv_cv_kernel),
+        cmocka_unit_test(test_winograd_kernel),
         cmocka_unit_test(test_maxpool_kernels),
         cmocka_unit_test(test_gemm_few_rows),
         cmocka_unit_test(test_conv_op_paths),

@@ -161,6 +161,23 @@ static void test_kernels_agree_with_generic(void **s) {
     }
 }
 
+/* A weight gradient on a small batch (K <= 16, a million elements of C or
+ * more) takes the streaming-store path: written and accumulated, A stored
+ * either way, rows that start on and off a cache line. */
+static void test_short_k_products(void **s) {
+    (void)s;
+    nb_rng rng;
+    nb_rng_seed(&rng, 5);
+    const int ks[] = {1, 8, 16};
+    for (int i = 0; i < 3; i++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int pad = 0; pad < 4; pad += 3) {
+                gemm_case c = make_case(ta, 0, 1031, 1013, ks[i], pad, i == 1 ? -0.5f : 1.0f,
+                                        pad ? 0.3f : 0.0f);
+                check_case(&c, &rng);
+            }
+}
+
 /* Threads split tiles of C, never K: results are bit-identical. */
 static void test_threads_bit_identical(void **s) {
     (void)s;
@@ -168,10 +185,10 @@ static void test_threads_bit_identical(void **s) {
     nb_rng_seed(&rng, 9);
     int saved = nb_get_threads();
     const nb_gemm_path paths[] = {NB_GEMM_AUTO, NB_GEMM_GENERIC, NB_GEMM_AVX2};
-    const int shapes[][3] = {{257, 263, 300}, {1000, 37, 517}, {20, 1100, 700}};
+    const int shapes[][3] = {{257, 263, 300}, {1000, 37, 517}, {20, 1100, 700}, {1031, 1013, 8}};
     for (int p = 0; p < 3; p++) {
         if (!nb_gemm_use(paths[p])) continue;
-        for (int sh = 0; sh < 3; sh++)
+        for (int sh = 0; sh < 4; sh++)
             for (int t = 0; t < 4; t++) {
                 gemm_case c = make_case(t & 1, t >> 1, shapes[sh][0], shapes[sh][1], shapes[sh][2],
                                         1, 1.0f, t == 3 ? 0.0f : 0.5f);
@@ -241,6 +258,7 @@ int main(void) {
         cmocka_unit_test(test_awkward_shapes_each_kernel),
         cmocka_unit_test(test_kernels_agree_with_generic),
         cmocka_unit_test(test_long_k_spans_blocks),
+        cmocka_unit_test(test_short_k_products),
         cmocka_unit_test(test_threads_bit_identical),
     };
     return cmocka_run_group_tests_name("gemm", tests, NULL, NULL);

@@ -113,6 +113,25 @@ void nb_conv_weight_grad_reference(const nb_conv_geom *g, int out_ch, const floa
 void nb_conv_input_grad_reference(const nb_conv_geom *g, int out_ch, const float *w, const float *dy,
                                   float *dx);
 
+/* ---- Winograd F(2x2, 3x3) (winograd.c) ------------------------------------ */
+
+/* Whether the Winograd kernels take this geometry: a 3x3 kernel, stride 1,
+ * any padding, an output of at least 2x2 and at most 2 *
+ * NB_WINOGRAD_MAX_TILES_W wide (a tile row's rows are stack buffers). */
+#define NB_WINOGRAD_MAX_TILES_W 256
+int nb_winograd_fits(const nb_conv_geom *g);
+/* 2x2 output tiles per sample (odd edges round up). */
+int nb_winograd_tiles(const nb_conv_geom *g);
+/* w (O, C, 3, 3) into u [16][O][C]. */
+void nb_winograd_weights(int out_ch, int channels, const float *w, float *u);
+/* `count` samples x (C, H, W) into v [16][C][count * tiles]. */
+void nb_winograd_input(const nb_conv_geom *g, const float *x, int count, float *v);
+/* m [16][O][count * tiles] (the sixteen products u[xi] v[xi]) into y
+ * (count, O, OH, OW), written, plus b (O) when not NULL; with relu nonzero,
+ * max(y, 0) (0 for a NaN). */
+void nb_winograd_output(const nb_conv_geom *g, int out_ch, const float *m, int count, const float *b,
+                        float *y, int relu);
+
 /* ---- max pooling (maxpool.c) --------------------------------------------------- */
 
 /* ONE image x (h, w), h and w even: y (h/2, w/2) the window maxima (the

@@ -2,7 +2,7 @@
  *
  * x is (N, C, H, W); w is (O, C, KH, KW), read as a matrix [O, CKK] with
  * CKK = C*KH*KW; b is (O) or absent; y is (N, O, OH, OW). Four ways to run
- * it, chosen from the shapes alone (so never from the thread count):
+ * it (five for a forward), chosen from the shapes alone (so never from the thread count):
  *
  * Direct (few input channels, stride 1, an AVX-512 CPU; kernels/conv_direct.c):
  *   each sample in registers from a zero-padded copy; samples in parallel;
@@ -23,7 +23,8 @@
  *     each, with its own slice of the workspace; a group's dW is written to
  *     a slot of its own and the slots are summed in group order;
  *   - large layers (AlexNet's): one group at a time, the threads inside
- *     im2col and GEMM.
+ *     im2col and GEMM; a 3x3 stride-1 layer's forward goes by Winograd's
+ *     F(2x2, 3x3) instead (kernels/winograd.c), in groups of its own.
  *
  * Every sum runs in an order fixed by the shapes: per-sample or per-group
  * weight gradients are summed in order, GEMM never splits K, col2im gives
@@ -47,6 +48,17 @@
  * so their products are long; small layers, run a group per thread, take
  * groups that stay in that core's L2 cache. */
 #define GROUP_FLOATS ((size_t)1 << 21)
+/* Large layers with few output positions (AlexNet's 13x13) take at least
+ * this many columns (samples x positions) per group, whatever the budget:
+ * a product 169 columns wide leaves the GEMM mostly edges and packing, and
+ * the weight gradient's K too short. Layers with 27x27 outputs and more
+ * (floor division: 729 -> 1 sample) keep their one-sample groups, which
+ * stay in the cache. */
+#define GROUP_MIN_COLUMNS 1400
+/* The Winograd forward's v and m for one group of samples, in floats: all
+ * of AlexNet's batch of 8 in one group, so each of the sixteen products is
+ * [O, C] x [C, 392]. */
+#define WINOGRAD_GROUP_FLOATS ((size_t)1 << 22)
 #define SMALL_GROUP_FLOATS ((size_t)1 << 17)
 /* Below this many multiply-adds per sample a layer is "small". */
 #define SMALL_LAYER_MACS ((size_t)1 << 22)
@@ -68,6 +80,11 @@ typedef struct {
     int slots;        /* groups the workspace holds at once (threads) */
     size_t partials;  /* floats of per-sample or per-group weight gradients */
     size_t packed;    /* CONV_CV: floats of the packed weights */
+    /* CONV_GROUPS_SERIAL with a 3x3 stride-1 kernel: the forward runs by
+     * Winograd's F(2x2, 3x3) in groups of its own. */
+    bool winograd;
+    int wino_groups;
+    size_t wino_floats; /* u, then one group's v and m */
 } conv_plan;
 
 static int threads_now(void) {
@@ -130,6 +147,8 @@ static conv_plan plan_of(const nb_node *n) {
                           : p.path == CONV_CV            ? 8 * per_sample
                                                          : GROUP_FLOATS;
     size_t max_group = budget / per_sample;
+    if (p.path == CONV_GROUPS_SERIAL && max_group < GROUP_MIN_COLUMNS / (size_t)p.ohw)
+        max_group = GROUP_MIN_COLUMNS / (size_t)p.ohw;
     if (max_group < 1) max_group = 1;
     size_t groups = (n_batch + max_group - 1) / max_group;
     if (p.path == CONV_GROUPS_PARALLEL || p.path == CONV_CV)
@@ -142,6 +161,17 @@ static conv_plan plan_of(const nb_node *n) {
     if (p.path == CONV_GROUPS_PARALLEL) p.partials = groups * (size_t)p.out_ch * p.ckk;
     /* CONV_CV: the per-group packed gradients, then the packed weights. */
     if (p.path == CONV_CV) p.partials = (groups + 1) * p.packed;
+    if (p.path == CONV_GROUPS_SERIAL && nb_winograd_fits(&p.g)) {
+        const size_t tiles = (size_t)nb_winograd_tiles(&p.g);
+        const size_t wino_sample = 16 * tiles * (size_t)(p.g.channels + p.out_ch);
+        size_t wino_max = WINOGRAD_GROUP_FLOATS / wino_sample;
+        if (wino_max < 1) wino_max = 1;
+        size_t wino_groups = (n_batch + wino_max - 1) / wino_max;
+        const size_t wino_group_max = (n_batch + wino_groups - 1) / wino_groups;
+        p.winograd = true;
+        p.wino_groups = (int)wino_groups;
+        p.wino_floats = 16 * (size_t)p.out_ch * p.g.channels + wino_group_max * wino_sample;
+    }
     return p;
 }
 
@@ -158,7 +188,8 @@ static void group_range(const conv_plan *p, int gi, int *s0, int *s1) {
 static size_t workspace_floats(const conv_plan *p, bool x_grad) {
     size_t scratch = p->path == CONV_DIRECT ? (x_grad ? p->group_floats : 0)
                                             : (size_t)p->slots * p->group_floats;
-    return p->partials + scratch;
+    const size_t lowered = p->partials + scratch;
+    return p->wino_floats > lowered ? p->wino_floats : lowered;
 }
 
 /* Slots usable now: a thread count raised between forward and backward
@@ -244,6 +275,31 @@ static void forward_group(const conv_plan *p, const float *x, const float *w, co
         }
 }
 
+/* The forward by Winograd's F(2x2, 3x3) (kernels/winograd.c), a group of
+ * samples at a time: the input transform, the sixteen products (a thread
+ * takes whole products, each run on it alone), then the output transform
+ * with the bias and the relu. */
+static void forward_winograd(const conv_plan *p, const float *x, const float *w, const float *b, float *y,
+                             float *ws, bool relu) {
+    const int tiles = nb_winograd_tiles(&p->g), channels = p->g.channels;
+    const size_t oc = (size_t)p->out_ch * channels;
+    const size_t x_sample = (size_t)channels * p->g.height * p->g.width, y_sample = (size_t)p->out_ch * p->ohw;
+    float *u = ws, *v = ws + 16 * oc;
+    nb_winograd_weights(p->out_ch, channels, w, u);
+    for (int gi = 0; gi < p->wino_groups; gi++) {
+        const int s0 = (int)((long)p->batch * gi / p->wino_groups);
+        const int s1 = (int)((long)p->batch * (gi + 1) / p->wino_groups);
+        const int count = s1 - s0, total = count * tiles;
+        float *m = v + (size_t)16 * channels * total;
+        nb_winograd_input(&p->g, x + (size_t)s0 * x_sample, count, v);
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
+        for (int xi = 0; xi < 16; xi++)
+            nb_sgemm(0, 0, p->out_ch, total, channels, 1.0f, u + xi * oc, channels,
+                     v + (size_t)xi * channels * total, total, 0.0f, m + (size_t)xi * p->out_ch * total, total);
+        nb_winograd_output(&p->g, p->out_ch, m, count, b, y + (size_t)s0 * y_sample, relu);
+    }
+}
+
 static void forward_conv(nb_node *n) {
     const conv_plan p = plan_of(n);
     const float *x = n->in[0]->value.data, *w = n->in[1]->value.data;
@@ -278,6 +334,10 @@ static void forward_conv(nb_node *n) {
             group_range(&p, gi, &s0, &s1);
             forward_group(&p, x, w, b, y, s0, s1, scratch + (size_t)thread_id() * p.group_floats, relu);
         }
+        return;
+    }
+    if (p.winograd) {
+        forward_winograd(&p, x, w, b, y, ws, relu);
         return;
     }
     for (int gi = 0; gi < p.groups; gi++) {
