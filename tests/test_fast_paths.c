@@ -159,14 +159,14 @@ static void test_winograd_kernel(void **s) {
         float *u = malloc(16 * (size_t)o * c * sizeof(float)), *v = malloc(16 * (size_t)c * total * sizeof(float));
         float *m = malloc(16 * (size_t)o * total * sizeof(float));
         float *y = malloc(n * ys * sizeof(float)), *y0 = malloc(n * ys * sizeof(float));
-        nb_winograd_weights(o, c, w, u);
+        nb_winograd_weights(o, c, w, u, 0);
         nb_winograd_input(&g, x, n, v);
         for (int xi = 0; xi < 16; xi++)
             nb_sgemm(0, 0, o, total, c, 1.0f, u + (size_t)xi * o * c, c, v + (size_t)xi * c * total, total, 0.0f,
                      m + (size_t)xi * o * total, total);
         for (int relu = 0; relu < 2; relu++) {
             const float *bias = relu ? b : NULL;
-            nb_winograd_output(&g, o, m, n, bias, y, relu);
+            nb_winograd_output(&g, o, m, n, bias, y, relu, 0);
             for (int k = 0; k < n; k++) nb_conv_forward_reference(&g, o, x + k * xs, w, bias, y0 + k * ys);
             if (relu)
                 for (size_t e = 0; e < n * ys; e++) y0[e] = y0[e] > 0 ? y0[e] : 0.0f;

@@ -122,15 +122,18 @@ void nb_conv_input_grad_reference(const nb_conv_geom *g, int out_ch, const float
 int nb_winograd_fits(const nb_conv_geom *g);
 /* 2x2 output tiles per sample (odd edges round up). */
 int nb_winograd_tiles(const nb_conv_geom *g);
-/* w (O, C, 3, 3) into u [16][O][C]. */
-void nb_winograd_weights(int out_ch, int channels, const float *w, float *u);
+/* w (O, C, 3, 3) into u [16][O][C]; with adjoint nonzero, the filters of
+ * the input gradient's convolution (each turned 180 degrees) into
+ * u [16][C][O]. */
+void nb_winograd_weights(int out_ch, int channels, const float *w, float *u, int adjoint);
 /* `count` samples x (C, H, W) into v [16][C][count * tiles]. */
 void nb_winograd_input(const nb_conv_geom *g, const float *x, int count, float *v);
 /* m [16][O][count * tiles] (the sixteen products u[xi] v[xi]) into y
  * (count, O, OH, OW), written, plus b (O) when not NULL; with relu nonzero,
- * max(y, 0) (0 for a NaN). */
+ * max(y, 0) (0 for a NaN); with accumulate nonzero, added into y instead
+ * (b and relu unused). */
 void nb_winograd_output(const nb_conv_geom *g, int out_ch, const float *m, int count, const float *b,
-                        float *y, int relu);
+                        float *y, int relu, int accumulate);
 
 /* ---- max pooling (maxpool.c) --------------------------------------------------- */
 

@@ -20,7 +20,11 @@
  *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
  *   A^T = [1 1 1 0; 0 1 -1 -1]
  * Layouts: u [16][O][C], v [16][C][T], m [16][O][T], T = count * tiles,
- * tile index (sample, tile row, tile column). Every loop writes disjoint
+ * tile index (sample, tile row, tile column).
+ *
+ * The input gradient of such a layer is again one: dx = dy, padded by
+ * 2 - pad, correlated with the filters turned 180 degrees and with input
+ * and output channels swapped (the "adjoint" weights), added into dx. Every loop writes disjoint
  * outputs, so the threads never change a result. */
 #include "kernels/kernels.h"
 
@@ -50,15 +54,20 @@ int nb_winograd_tiles(const nb_conv_geom *g) { return ((g->out_h + 1) / 2) * ((g
 /* Output channels' filters, CHUNK input channels at a time. */
 #define CHUNK 16
 
-void nb_winograd_weights(int out_ch, int channels, const float *w, float *u) {
+void nb_winograd_weights(int out_ch, int channels, const float *w, float *u, int adjoint) {
     const size_t oc = (size_t)out_ch * channels;
+    /* The transformed layer's output and input channels. */
+    const int rows = adjoint ? channels : out_ch, cols = adjoint ? out_ch : channels;
 #pragma omp parallel for schedule(static) if (16 * oc >= PARALLEL_MIN_FLOATS && !omp_in_parallel())
-    for (int o = 0; o < out_ch; o++)
-        for (int c0 = 0; c0 < channels; c0 += CHUNK) {
-            const int run = channels - c0 < CHUNK ? channels - c0 : CHUNK;
+    for (int row = 0; row < rows; row++)
+        for (int c0 = 0; c0 < cols; c0 += CHUNK) {
+            const int run = cols - c0 < CHUNK ? cols - c0 : CHUNK;
             float t[16][CHUNK];
             for (int cc = 0; cc < run; cc++) {
-                const float *g = w + ((size_t)o * channels + c0 + cc) * 9;
+                const int o = adjoint ? c0 + cc : row, c = adjoint ? row : c0 + cc;
+                const float *src = w + ((size_t)o * channels + c) * 9;
+                float g[9];
+                for (int k = 0; k < 9; k++) g[k] = src[adjoint ? 8 - k : k];
                 float h[4][3]; /* G g */
                 for (int k = 0; k < 3; k++) {
                     h[0][k] = g[k];
@@ -74,7 +83,7 @@ void nb_winograd_weights(int out_ch, int channels, const float *w, float *u) {
                 }
             }
             for (int xi = 0; xi < 16; xi++) {
-                float *dst = u + xi * oc + (size_t)o * channels + c0;
+                float *dst = u + xi * oc + (size_t)row * cols + c0;
                 for (int cc = 0; cc < run; cc++) dst[cc] = t[xi][cc];
             }
         }
@@ -128,7 +137,7 @@ void nb_winograd_input(const nb_conv_geom *g, const float *x, int count, float *
 }
 
 void nb_winograd_output(const nb_conv_geom *g, int out_ch, const float *m, int count, const float *b,
-                        float *y, int relu) {
+                        float *y, int relu, int accumulate) {
     const int tiles_h = (g->out_h + 1) / 2, tiles_w = (g->out_w + 1) / 2, tiles = tiles_h * tiles_w;
     const size_t total = (size_t)count * tiles, ohw = (size_t)g->out_h * g->out_w;
     const size_t xi_stride = (size_t)out_ch * total;
@@ -160,8 +169,10 @@ void nb_winograd_output(const nb_conv_geom *g, int out_ch, const float *m, int c
                     for (int tx = 0; tx < tiles_w; tx++) {
                         const float pair[2] = {r[p][0][tx] + r[p][1][tx] + r[p][2][tx] + bias,
                                                r[p][1][tx] - r[p][2][tx] - r[p][3][tx] + bias};
-                        for (int q = 0; q < 2 && 2 * tx + q < g->out_w; q++)
-                            out[2 * tx + q] = relu ? (pair[q] > 0 ? pair[q] : 0.0f) : pair[q];
+                        for (int q = 0; q < 2 && 2 * tx + q < g->out_w; q++) {
+                            float *at = out + 2 * tx + q;
+                            *at = accumulate ? *at + pair[q] : relu ? (pair[q] > 0 ? pair[q] : 0.0f) : pair[q];
+                        }
                     }
                 }
             }

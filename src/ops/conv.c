@@ -24,7 +24,8 @@
  *     a slot of its own and the slots are summed in group order;
  *   - large layers (AlexNet's): one group at a time, the threads inside
  *     im2col and GEMM; a 3x3 stride-1 layer's forward goes by Winograd's
- *     F(2x2, 3x3) instead (kernels/winograd.c), in groups of its own.
+ *     F(2x2, 3x3) instead (kernels/winograd.c), in groups of its own, and
+ *     so does its input gradient (a convolution of dy by the turned filters).
  *
  * Every sum runs in an order fixed by the shapes: per-sample or per-group
  * weight gradients are summed in order, GEMM never splits K, col2im gives
@@ -82,7 +83,7 @@ typedef struct {
     size_t packed;    /* CONV_CV: floats of the packed weights */
     /* CONV_GROUPS_SERIAL with a 3x3 stride-1 kernel: the forward runs by
      * Winograd's F(2x2, 3x3) in groups of its own. */
-    bool winograd;
+    bool winograd, winograd_dx; /* the latter: padding at most 2 */
     int wino_groups;
     size_t wino_floats; /* u, then one group's v and m */
 } conv_plan;
@@ -102,6 +103,8 @@ static int thread_id(void) {
     return 0;
 #endif
 }
+
+static nb_conv_geom adjoint_geom(const conv_plan *p);
 
 static conv_plan plan_of(const nb_node *n) {
     const nb_tensor *x = &n->in[0]->value, *w = &n->in[1]->value;
@@ -162,7 +165,12 @@ static conv_plan plan_of(const nb_node *n) {
     /* CONV_CV: the per-group packed gradients, then the packed weights. */
     if (p.path == CONV_CV) p.partials = (groups + 1) * p.packed;
     if (p.path == CONV_GROUPS_SERIAL && nb_winograd_fits(&p.g)) {
-        const size_t tiles = (size_t)nb_winograd_tiles(&p.g);
+        size_t tiles = (size_t)nb_winograd_tiles(&p.g);
+        p.winograd_dx = p.g.pad_h <= 2 && p.g.pad_w <= 2;
+        if (p.winograd_dx) {
+            const nb_conv_geom a = adjoint_geom(&p);
+            if ((size_t)nb_winograd_tiles(&a) > tiles) tiles = (size_t)nb_winograd_tiles(&a);
+        }
         const size_t wino_sample = 16 * tiles * (size_t)(p.g.channels + p.out_ch);
         size_t wino_max = WINOGRAD_GROUP_FLOATS / wino_sample;
         if (wino_max < 1) wino_max = 1;
@@ -275,29 +283,44 @@ static void forward_group(const conv_plan *p, const float *x, const float *w, co
         }
 }
 
-/* The forward by Winograd's F(2x2, 3x3) (kernels/winograd.c), a group of
- * samples at a time: the input transform, the sixteen products (a thread
- * takes whole products, each run on it alone), then the output transform
- * with the bias and the relu. */
-static void forward_winograd(const conv_plan *p, const float *x, const float *w, const float *b, float *y,
-                             float *ws, bool relu) {
-    const int tiles = nb_winograd_tiles(&p->g), channels = p->g.channels;
-    const size_t oc = (size_t)p->out_ch * channels;
-    const size_t x_sample = (size_t)channels * p->g.height * p->g.width, y_sample = (size_t)p->out_ch * p->ohw;
-    float *u = ws, *v = ws + 16 * oc;
-    nb_winograd_weights(p->out_ch, channels, w, u);
-    for (int gi = 0; gi < p->wino_groups; gi++) {
-        const int s0 = (int)((long)p->batch * gi / p->wino_groups);
-        const int s1 = (int)((long)p->batch * (gi + 1) / p->wino_groups);
+/* A 3x3 stride-1 convolution by Winograd's F(2x2, 3x3) (kernels/winograd.c)
+ * of `batch` samples x (g's channels, H, W) into y (batch, out_ch, OH, OW),
+ * with the filters already transformed in u, a group of samples at a time:
+ * the input transform, the sixteen products (a thread takes whole products,
+ * each run on it alone), then the output transform (bias and relu, or added
+ * into y). */
+static void winograd_conv(const nb_conv_geom *g, int out_ch, int batch, int groups, const float *u,
+                          const float *x, const float *b, float *y, float *scratch, bool relu, bool accumulate) {
+    const int tiles = nb_winograd_tiles(g), channels = g->channels;
+    const size_t oc = (size_t)out_ch * channels;
+    const size_t x_sample = (size_t)channels * g->height * g->width;
+    const size_t y_sample = (size_t)out_ch * g->out_h * g->out_w;
+    float *v = scratch;
+    for (int gi = 0; gi < groups; gi++) {
+        const int s0 = (int)((long)batch * gi / groups), s1 = (int)((long)batch * (gi + 1) / groups);
         const int count = s1 - s0, total = count * tiles;
         float *m = v + (size_t)16 * channels * total;
-        nb_winograd_input(&p->g, x + (size_t)s0 * x_sample, count, v);
+        nb_winograd_input(g, x + (size_t)s0 * x_sample, count, v);
 #pragma omp parallel for schedule(static) if (!omp_in_parallel())
         for (int xi = 0; xi < 16; xi++)
-            nb_sgemm(0, 0, p->out_ch, total, channels, 1.0f, u + xi * oc, channels,
-                     v + (size_t)xi * channels * total, total, 0.0f, m + (size_t)xi * p->out_ch * total, total);
-        nb_winograd_output(&p->g, p->out_ch, m, count, b, y + (size_t)s0 * y_sample, relu);
+            nb_sgemm(0, 0, out_ch, total, channels, 1.0f, u + xi * oc, channels, v + (size_t)xi * channels * total,
+                     total, 0.0f, m + (size_t)xi * out_ch * total, total);
+        nb_winograd_output(g, out_ch, m, count, b, y + (size_t)s0 * y_sample, relu, accumulate);
     }
+}
+
+/* The input gradient's geometry: dy (O, OH, OW) padded by 2 - pad, out
+ * (C, H, W). */
+static nb_conv_geom adjoint_geom(const conv_plan *p) {
+    nb_conv_geom a = p->g;
+    a.channels = p->out_ch;
+    a.height = p->g.out_h;
+    a.width = p->g.out_w;
+    a.pad_h = 2 - p->g.pad_h;
+    a.pad_w = 2 - p->g.pad_w;
+    a.out_h = p->g.height;
+    a.out_w = p->g.width;
+    return a;
 }
 
 static void forward_conv(nb_node *n) {
@@ -337,7 +360,9 @@ static void forward_conv(nb_node *n) {
         return;
     }
     if (p.winograd) {
-        forward_winograd(&p, x, w, b, y, ws, relu);
+        const size_t u_floats = 16 * (size_t)p.out_ch * p.g.channels;
+        nb_winograd_weights(p.out_ch, p.g.channels, w, ws, 0);
+        winograd_conv(&p.g, p.out_ch, p.batch, p.wino_groups, ws, x, b, y, ws + u_floats, relu, false);
         return;
     }
     for (int gi = 0; gi < p.groups; gi++) {
@@ -484,12 +509,20 @@ static void backward_conv(nb_node *n) {
         return;
     }
     bool first_w = need_w && nb_grad_first(wn);
-    for (int gi = 0; gi < p.groups; gi++) {
-        int s0, s1;
-        group_range(&p, gi, &s0, &s1);
-        /* Later groups add onto what the earlier ones left in dW. */
-        backward_group(&p, x, w, dy, need_w ? wn->grad.data : NULL, gi == 0 && first_w ? 0.0f : 1.0f,
-                       dx, s0, s1, ws + p.partials);
+    const bool dx_winograd = need_x && p.winograd_dx;
+    if (need_w || !dx_winograd)
+        for (int gi = 0; gi < p.groups; gi++) {
+            int s0, s1;
+            group_range(&p, gi, &s0, &s1);
+            /* Later groups add onto what the earlier ones left in dW. */
+            backward_group(&p, x, w, dy, need_w ? wn->grad.data : NULL, gi == 0 && first_w ? 0.0f : 1.0f,
+                           dx_winograd ? NULL : dx, s0, s1, ws + p.partials);
+        }
+    if (dx_winograd) {
+        const nb_conv_geom a = adjoint_geom(&p);
+        const size_t u_floats = 16 * (size_t)p.out_ch * p.g.channels;
+        nb_winograd_weights(p.out_ch, p.g.channels, w, ws, 1);
+        winograd_conv(&a, p.g.channels, p.batch, p.wino_groups, ws, dy, NULL, dx, ws + u_floats, false, true);
     }
 }
 

@@ -32,7 +32,10 @@ static nb_status infer_same_shape(nb_node *n) {
  * and read back) and adds otherwise. */
 #define NB_PRAGMA(x) _Pragma(#x)
 #define vec NB_SIMD_CLAUSE
-#define UNARY_LOOP(VEC) NB_PRAGMA(omp parallel for VEC schedule(static) if (count >= PARALLEL_MIN))
+/* `if (parallel: ...)`: a bare `if` on a combined `parallel for simd` also
+ * turns the simd off when false, which left every small tensor (LeNet-5's
+ * fully-connected relus) on a branchy scalar loop. */
+#define UNARY_LOOP(VEC) NB_PRAGMA(omp parallel for VEC schedule(static) if (parallel: count >= PARALLEL_MIN))
 #define UNARY_OP(NAME, KIND, VEC, VALUE, GRAD)                                                   \
     static inline float NAME##_value(float x, float c) { (void)c; return VALUE; }                 \
     static inline float NAME##_grad(float g, float x, float y, float c) {                        \
