@@ -388,6 +388,15 @@ static inline int round_up(int x, int to) { return (x + to - 1) / to * to; }
 /* Below this many multiply-adds a parallel region costs more than it saves. */
 #define PARALLEL_MIN_WORK (64.0 * 64.0 * 64.0)
 
+/* Large products are cut into RECTS_PER_THREAD rectangles per thread,
+ * handed out dynamically: when one thread loses its core for a while (a
+ * shared machine), the others take its remaining rectangles instead of
+ * waiting at the closing barrier. Which thread computes a rectangle never
+ * changes how an element is summed. */
+#define RECTS_PER_THREAD 2
+#define SHARED_MIN_WORK (256.0 * 256.0 * 256.0)
+
+
 typedef struct {
     int trans_a, trans_b, K, lda, ldb, ldc;
     float alpha, beta;
@@ -620,34 +629,33 @@ static bool small_m_fits(const gemm_kernel *kr, int trans_a, int M, int N, int K
 
 static void small_m(const gemm_args *g, int M, int N) {
 #ifdef NB_X86_KERNELS
-    /* Each thread one run of whole 32-column blocks. The axpy kernel keeps
-     * its sums in the thread's packing buffer; if that cannot grow, the
-     * thread's columns go through the packed path (which falls back to the
-     * reference loop), a price paid only when memory has run out. */
+    /* Runs of whole 32-column blocks, handed out dynamically (as
+     * nb_sgemm's rectangles). The dot kernel reads A from
+     * the thread's packing buffer, packed once; the axpy kernel keeps its
+     * sums there. If that cannot grow, the columns go through the packed
+     * path (which falls back to the reference loop), a price paid only
+     * when memory has run out. */
     const int blocks = (N + 31) / 32;
+    /* The axpy kernel streams whole rows of B best in one wide run. */
+    const int per_thread = g->trans_b && (double)M * N * g->K >= SHARED_MIN_WORK ? 2 * RECTS_PER_THREAD : 1;
 #pragma omp parallel if ((double)M * N * g->K >= PARALLEL_MIN_WORK && !omp_in_parallel())
     {
-        int threads = 1, t = 0;
+        int threads = 1;
 #ifdef _OPENMP
         threads = omp_get_num_threads();
-        t = omp_get_thread_num();
 #endif
-        const int n0 = min_int(N, (int)((long)blocks * t / threads) * 32);
-        const int n1 = min_int(N, (int)((long)blocks * (t + 1) / threads) * 32);
-        if (n0 < n1) {
-            if (g->trans_b) {
-                float *ap = pack_space(interleaved_floats(M, g->K));
-                if (ap) {
-                    pack_a_interleaved(g, M, ap);
-                    small_m_dot(g, ap, M, n0, n1);
-                } else {
-                    gemm_rect(current_kernel(), g, 0, M, n0, n1);
-                }
-            } else {
-                float *acc = pack_space((size_t)M * (n1 - n0));
-                if (acc) small_m_axpy(g, M, n0, n1, acc);
-                else gemm_rect(current_kernel(), g, 0, M, n0, n1);
-            }
+        const int runs = min_int(blocks, threads * per_thread);
+        float *space = g->trans_b ? pack_space(interleaved_floats(M, g->K))
+                                  : pack_space((size_t)M * 32 * ((blocks + runs - 1) / runs));
+        if (space && g->trans_b) pack_a_interleaved(g, M, space);
+#pragma omp for schedule(dynamic)
+        for (int run = 0; run < runs; run++) {
+            const int n0 = min_int(N, (int)((long)blocks * run / runs) * 32);
+            const int n1 = min_int(N, (int)((long)blocks * (run + 1) / runs) * 32);
+            if (n0 >= n1) continue;
+            if (!space) gemm_rect(current_kernel(), g, 0, M, n0, n1);
+            else if (g->trans_b) small_m_dot(g, space, M, n0, n1);
+            else small_m_axpy(g, M, n0, n1, space);
         }
     }
 #else
@@ -736,7 +744,7 @@ static void split_threads(const gemm_kernel *kr, int threads, int m_slivers, int
     }
 }
 
-/* Each thread packs its own panels and owns one rectangle of C, so the
+/* Each thread packs its own panels and owns its rectangles of C, so the
  * threads never wait on each other: no barrier but the closing one. That
  * matters on a loaded machine, where a barrier waits for a descheduled
  * thread's next time slice. Packing is repeated across threads, which costs
@@ -761,17 +769,21 @@ void nb_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
     const int m_slivers = (M + kr->mr - 1) / kr->mr, n_slivers = (N + kr->nr - 1) / kr->nr;
 /* Called from inside a parallel region (an operator that runs a product per
  * thread), the product runs on the calling thread alone. */
+    const int per_thread = (double)M * N * K >= SHARED_MIN_WORK ? RECTS_PER_THREAD : 1;
 #pragma omp parallel if ((double)M * N * K >= PARALLEL_MIN_WORK && !omp_in_parallel())
     {
-        int threads = 1, t = 0, tm = 1, tn = 1;
+        int threads = 1, tm = 1, tn = 1;
 #ifdef _OPENMP
         threads = omp_get_num_threads();
-        t = omp_get_thread_num();
 #endif
-        split_threads(kr, threads, m_slivers, n_slivers, &tm, &tn);
-        const int ti = t / tn, tj = t % tn;
-        const int s0 = (int)((long)m_slivers * ti / tm), s1 = (int)((long)m_slivers * (ti + 1) / tm);
-        const int r0 = (int)((long)n_slivers * tj / tn), r1 = (int)((long)n_slivers * (tj + 1) / tn);
-        gemm_rect(kr, &g, s0 * kr->mr, min_int(M, s1 * kr->mr), r0 * kr->nr, min_int(N, r1 * kr->nr));
+        const int rects = threads * per_thread;
+        split_threads(kr, rects, m_slivers, n_slivers, &tm, &tn);
+#pragma omp for schedule(dynamic)
+        for (int rect = 0; rect < rects; rect++) {
+            const int ti = rect / tn, tj = rect % tn;
+            const int s0 = (int)((long)m_slivers * ti / tm), s1 = (int)((long)m_slivers * (ti + 1) / tm);
+            const int r0 = (int)((long)n_slivers * tj / tn), r1 = (int)((long)n_slivers * (tj + 1) / tn);
+            gemm_rect(kr, &g, s0 * kr->mr, min_int(M, s1 * kr->mr), r0 * kr->nr, min_int(N, r1 * kr->nr));
+        }
     }
 }

@@ -29,7 +29,11 @@
  *
  * Every sum runs in an order fixed by the shapes: per-sample or per-group
  * weight gradients are summed in order, GEMM never splits K, col2im gives
- * each image to one thread. So results do not depend on the thread count.
+ * each image to one thread. So results do not depend on the thread count,
+ * nor on which thread takes which sample: loops over samples, groups and
+ * Winograd products hand them out dynamically, so a thread that loses its
+ * core for a while (a shared machine) leaves its share to the others
+ * instead of holding them at the closing barrier.
  *
  * When the only consumer is a relu, the graph runs it in place and sets
  * fused_relu: every path then stores max(y, 0). The gradients of the
@@ -301,7 +305,7 @@ static void winograd_conv(const nb_conv_geom *g, int out_ch, int batch, int grou
         const int count = s1 - s0, total = count * tiles;
         float *m = v + (size_t)16 * channels * total;
         nb_winograd_input(g, x + (size_t)s0 * x_sample, count, v);
-#pragma omp parallel for schedule(static) if (!omp_in_parallel())
+#pragma omp parallel for schedule(dynamic) if (!omp_in_parallel())
         for (int xi = 0; xi < 16; xi++)
             nb_sgemm(0, 0, out_ch, total, channels, 1.0f, u + xi * oc, channels, v + (size_t)xi * channels * total,
                      total, 0.0f, m + (size_t)xi * out_ch * total, total);
@@ -332,7 +336,7 @@ static void forward_conv(nb_node *n) {
     const size_t y_sample = (size_t)p.out_ch * p.ohw;
     const bool relu = n->fused_relu; /* the consumer's relu, done here (graph.c) */
     if (p.path == CONV_DIRECT) {
-#pragma omp parallel for schedule(static) if (p.batch > 1)
+#pragma omp parallel for schedule(dynamic) if (p.batch > 1)
         for (int s = 0; s < p.batch; s++)
             nb_conv_direct_forward(&p.g, p.out_ch, x + (size_t)s * x_sample, w, b, y + (size_t)s * y_sample,
                                    relu);
@@ -342,7 +346,7 @@ static void forward_conv(nb_node *n) {
         const int slots = usable_slots(n, &p);
         float *wt = ws + p.partials - p.packed, *scratch = ws + p.partials;
         nb_conv_cv_pack_weights(&p.g, p.out_ch, w, wt);
-#pragma omp parallel for schedule(static) num_threads(slots) if (slots > 1 && p.batch > 1)
+#pragma omp parallel for schedule(dynamic) num_threads(slots) if (slots > 1 && p.batch > 1)
         for (int s = 0; s < p.batch; s++)
             nb_conv_cv_forward(&p.g, p.out_ch, x + (size_t)s * x_sample, wt, b, y + (size_t)s * y_sample,
                                scratch + (size_t)thread_id() * p.group_floats, relu);
@@ -351,7 +355,7 @@ static void forward_conv(nb_node *n) {
     if (p.path == CONV_GROUPS_PARALLEL) {
         const int slots = usable_slots(n, &p);
         float *scratch = ws + p.partials;
-#pragma omp parallel for schedule(static) num_threads(slots) if (slots > 1 && p.groups > 1)
+#pragma omp parallel for schedule(dynamic) num_threads(slots) if (slots > 1 && p.groups > 1)
         for (int gi = 0; gi < p.groups; gi++) {
             int s0, s1;
             group_range(&p, gi, &s0, &s1);
@@ -451,7 +455,7 @@ static void backward_conv(nb_node *n) {
         if (need_w || need_b) {
             /* Per-sample gradients [w | b] side by side, then summed in order. */
             const size_t per = w_size + p.out_ch;
-#pragma omp parallel for schedule(static) if (p.batch > 1)
+#pragma omp parallel for schedule(dynamic) if (p.batch > 1)
             for (int s = 0; s < p.batch; s++)
                 nb_conv_direct_backward(&p.g, p.out_ch, x + (size_t)s * x_sample, dy + (size_t)s * y_sample,
                                         ws + (size_t)s * per, ws + (size_t)s * per + w_size);
@@ -475,7 +479,7 @@ static void backward_conv(nb_node *n) {
         if (need_w) {
             /* Each group's samples into its own packed slot, in order;
              * then the slots, in group order, into slot 0 and on to dW. */
-#pragma omp parallel for schedule(static) num_threads(slots) if (slots > 1 && p.groups > 1)
+#pragma omp parallel for schedule(dynamic) num_threads(slots) if (slots > 1 && p.groups > 1)
             for (int gi = 0; gi < p.groups; gi++) {
                 int s0, s1;
                 group_range(&p, gi, &s0, &s1);
@@ -488,7 +492,7 @@ static void backward_conv(nb_node *n) {
             nb_conv_cv_unpack_grad(&p.g, p.out_ch, ws, wn->grad.data, nb_grad_first(wn));
         }
         if (need_x) {
-#pragma omp parallel for schedule(static) num_threads(slots) if (slots > 1 && p.batch > 1)
+#pragma omp parallel for schedule(dynamic) num_threads(slots) if (slots > 1 && p.batch > 1)
             for (int s = 0; s < p.batch; s++)
                 nb_conv_cv_input_grad(&p.g, p.out_ch, w, dy + (size_t)s * y_sample, dx + (size_t)s * x_sample,
                                       scratch + (size_t)thread_id() * p.group_floats);
@@ -498,7 +502,7 @@ static void backward_conv(nb_node *n) {
     if (p.path == CONV_GROUPS_PARALLEL) {
         const int slots = usable_slots(n, &p);
         float *scratch = ws + p.partials;
-#pragma omp parallel for schedule(static) num_threads(slots) if (slots > 1 && p.groups > 1)
+#pragma omp parallel for schedule(dynamic) num_threads(slots) if (slots > 1 && p.groups > 1)
         for (int gi = 0; gi < p.groups; gi++) {
             int s0, s1;
             group_range(&p, gi, &s0, &s1);
