@@ -139,44 +139,51 @@ static void fill_pool_input(float *x, size_t n, nb_rng *rng) {
     }
 }
 
-/* Winograd F(2x2, 3x3): weights, input and output transforms with the
- * sixteen products between them, against the reference convolution, for
- * even and odd outputs, padding 0 to 2, with and without bias and relu. */
+/* Winograd F(2x2, 3x3) and F(2x2, 5x5): weights, input and output
+ * transforms with the 16 or 36 products between them, against the
+ * reference convolution, for even and odd outputs, padding 0 to 2, with
+ * and without bias and relu. */
 static void test_winograd_kernel(void **s) {
     (void)s;
     nb_rng rng;
     nb_rng_seed(&rng, 17);
-    const struct { int n, c, h, w, o, pad; } cases[] = {
-        {2, 3, 8, 8, 5, 1}, {3, 4, 13, 13, 7, 1}, {1, 5, 7, 10, 3, 0}, {2, 2, 6, 5, 4, 2}, {1, 1, 4, 4, 1, 0},
+    const struct { int n, c, h, w, o, k, pad; } cases[] = {
+        {2, 3, 8, 8, 5, 3, 1},  {3, 4, 13, 13, 7, 3, 1}, {1, 5, 7, 10, 3, 3, 0}, {2, 2, 6, 5, 4, 3, 2},
+        {1, 1, 4, 4, 1, 3, 0},  {2, 6, 27, 27, 5, 5, 2}, {1, 3, 9, 12, 4, 5, 0}, {2, 2, 6, 7, 3, 5, 1},
+        {1, 1, 6, 6, 1, 5, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const int n = cases[i].n, c = cases[i].c, o = cases[i].o;
-        nb_conv_geom g = geom(c, cases[i].h, cases[i].w, 3, 3, 1, 1, cases[i].pad, cases[i].pad);
+        const int n = cases[i].n, c = cases[i].c, o = cases[i].o, k = cases[i].k;
+        nb_conv_geom g = geom(c, cases[i].h, cases[i].w, k, k, 1, 1, cases[i].pad, cases[i].pad);
         assert_true(nb_winograd_fits(&g));
-        const int total = n * nb_winograd_tiles(&g);
+        const int total = n * nb_winograd_tiles(&g), planes = nb_winograd_planes(&g);
+        assert_int_equal(planes, (k + 1) * (k + 1));
         const size_t xs = (size_t)c * g.height * g.width, ys = (size_t)o * g.out_h * g.out_w;
-        float *x = rnd(n * xs, &rng), *w = rnd((size_t)o * c * 9, &rng), *b = rnd((size_t)o, &rng);
-        float *u = malloc(16 * (size_t)o * c * sizeof(float)), *v = malloc(16 * (size_t)c * total * sizeof(float));
-        float *m = malloc(16 * (size_t)o * total * sizeof(float));
+        float *x = rnd(n * xs, &rng), *w = rnd((size_t)o * c * k * k, &rng), *b = rnd((size_t)o, &rng);
+        float *u = malloc(planes * (size_t)o * c * sizeof(float));
+        float *v = malloc(planes * (size_t)c * total * sizeof(float));
+        float *m = malloc(planes * (size_t)o * total * sizeof(float));
         float *y = malloc(n * ys * sizeof(float)), *y0 = malloc(n * ys * sizeof(float));
-        nb_winograd_weights(o, c, w, u, 0);
+        nb_winograd_weights(k, o, c, w, u, 0);
         nb_winograd_input(&g, x, n, v);
-        for (int xi = 0; xi < 16; xi++)
-            nb_sgemm(0, 0, o, total, c, 1.0f, u + (size_t)xi * o * c, c, v + (size_t)xi * c * total, total, 0.0f,
-                     m + (size_t)xi * o * total, total);
+        for (int xi = 0; xi < planes; xi++)
+            nb_sgemm(0, 0, o, total, c, 1.0f, u + (size_t)xi * o * c, c, v + (size_t)xi * total, planes * total,
+                     0.0f, m + (size_t)xi * total, planes * total);
         for (int relu = 0; relu < 2; relu++) {
             const float *bias = relu ? b : NULL;
             nb_winograd_output(&g, o, m, n, bias, y, relu, 0);
-            for (int k = 0; k < n; k++) nb_conv_forward_reference(&g, o, x + k * xs, w, bias, y0 + k * ys);
+            for (int e = 0; e < n; e++) nb_conv_forward_reference(&g, o, x + e * xs, w, bias, y0 + e * ys);
             if (relu)
                 for (size_t e = 0; e < n * ys; e++) y0[e] = y0[e] > 0 ? y0[e] : 0.0f;
             assert_close(y, y0, n * ys, 1e-5);
         }
         free(x), free(w), free(b), free(u), free(v), free(m), free(y), free(y0);
     }
-    nb_conv_geom strided = geom(4, 9, 9, 3, 3, 2, 2, 1, 1), five = geom(4, 9, 9, 5, 5, 1, 1, 2, 2);
+    nb_conv_geom strided = geom(4, 9, 9, 3, 3, 2, 2, 1, 1), seven = geom(4, 9, 9, 7, 7, 1, 1, 3, 3);
+    nb_conv_geom oblong = geom(4, 9, 9, 3, 5, 1, 1, 1, 2);
     assert_false(nb_winograd_fits(&strided));
-    assert_false(nb_winograd_fits(&five));
+    assert_false(nb_winograd_fits(&seven));
+    assert_false(nb_winograd_fits(&oblong));
 }
 
 static void test_maxpool_kernels(void **s) {
@@ -323,7 +330,9 @@ static void test_conv_op_paths(void **s) {
     check_conv_op(2, 24, 30, 30, 64, 3, 1, 1, &rng); /* serial groups, Winograd forward */
     check_conv_op(3, 64, 13, 13, 64, 3, 1, 1, &rng); /* Winograd, odd output (AlexNet's 13x13) */
     check_conv_op(2, 64, 14, 15, 64, 3, 1, 0, &rng); /* Winograd, no padding, 12x13 output */
-    check_conv_op(2, 24, 29, 29, 64, 5, 1, 2, &rng); /* serial groups, im2col (5x5) */
+    check_conv_op(2, 24, 29, 29, 64, 5, 1, 2, &rng); /* Winograd F(2x2, 5x5), AlexNet's padding */
+    check_conv_op(2, 24, 20, 21, 64, 5, 1, 0, &rng); /* Winograd 5x5, no padding, 16x17 output */
+    check_conv_op(2, 24, 57, 57, 64, 5, 2, 2, &rng); /* serial groups, im2col (stride 2) */
 }
 
 /* ---- gradients written first ------------------------------------------------------------ */

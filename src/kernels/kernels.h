@@ -113,22 +113,25 @@ void nb_conv_weight_grad_reference(const nb_conv_geom *g, int out_ch, const floa
 void nb_conv_input_grad_reference(const nb_conv_geom *g, int out_ch, const float *w, const float *dy,
                                   float *dx);
 
-/* ---- Winograd F(2x2, 3x3) (winograd.c) ------------------------------------ */
+/* ---- Winograd F(2x2, 3x3) and F(2x2, 5x5) (winograd.c) ------------------- */
 
-/* Whether the Winograd kernels take this geometry: a 3x3 kernel, stride 1,
- * any padding, an output of at least 2x2 and at most 2 *
+/* Whether the Winograd kernels take this geometry: a 3x3 or 5x5 kernel,
+ * stride 1, any padding, an output of at least 2x2 and at most 2 *
  * NB_WINOGRAD_MAX_TILES_W wide (a tile row's rows are stack buffers). */
 #define NB_WINOGRAD_MAX_TILES_W 256
 int nb_winograd_fits(const nb_conv_geom *g);
+/* The transformed domain's points, P = (r + 1)^2 for an r x r kernel: 16
+ * or 36. */
+int nb_winograd_planes(const nb_conv_geom *g);
 /* 2x2 output tiles per sample (odd edges round up). */
 int nb_winograd_tiles(const nb_conv_geom *g);
-/* w (O, C, 3, 3) into u [16][O][C]; with adjoint nonzero, the filters of
- * the input gradient's convolution (each turned 180 degrees) into
- * u [16][C][O]. */
-void nb_winograd_weights(int out_ch, int channels, const float *w, float *u, int adjoint);
-/* `count` samples x (C, H, W) into v [16][C][count * tiles]. */
+/* w (O, C, kernel, kernel) into u [P][O][C]; with adjoint nonzero, the
+ * filters of the input gradient's convolution (each turned 180 degrees)
+ * into u [P][C][O]. */
+void nb_winograd_weights(int kernel, int out_ch, int channels, const float *w, float *u, int adjoint);
+/* `count` samples x (C, H, W) into v [C][P][count * tiles]. */
 void nb_winograd_input(const nb_conv_geom *g, const float *x, int count, float *v);
-/* m [16][O][count * tiles] (the sixteen products u[xi] v[xi]) into y
+/* m [O][P][count * tiles] (the P products u[xi] v[xi]) into y
  * (count, O, OH, OW), written, plus b (O) when not NULL; with relu nonzero,
  * max(y, 0) (0 for a NaN); with accumulate nonzero, added into y instead
  * (b and relu unused). */

@@ -1,31 +1,42 @@
-/* winograd.c — 3x3 stride-1 convolution by Winograd's minimal filtering,
- * F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural
- * Networks", 2016).
+/* winograd.c — 3x3 and 5x5 stride-1 convolution by Winograd's minimal
+ * filtering, F(2x2, 3x3) and F(2x2, 5x5) (Lavin and Gray, "Fast Algorithms
+ * for Convolutional Neural Networks", 2016).
  *
- * The output is cut into 2x2 tiles; tile t reads the 4x4 input patch d
- * around it. In the transformed domain a tile's 2x2 outputs for channel o
- * need one product per point xi of a 4x4 grid, summed over input channels:
- *     U = G g G^T               (each 3x3 filter g of w[o][c], 4x4)
- *     V = B^T d B               (each patch d of x[c], 4x4)
+ * The output is cut into 2x2 tiles; tile t reads the AxA input patch d
+ * around it, A = r + 1 for an r x r filter. In the transformed domain a
+ * tile's 2x2 outputs for channel o need one product per point xi of an AxA
+ * grid, summed over input channels:
+ *     U = G g G^T               (each r x r filter g of w[o][c], AxA)
+ *     V = B^T d B               (each patch d of x[c], AxA)
  *     M[xi][o][t] = sum over c of U[xi][o][c] V[xi][c][t]
  *     y tile = A^T M A          (2x2)
- * The middle line is sixteen matrix products [O, C] x [C, tiles], which the
- * GEMM runs; they do 16 multiply-adds per 4 outputs where the direct form
- * does 36, 2.25 times fewer. The transforms are additions and halvings, so
- * the result differs from the direct sum only by rounding (a few ulps of
- * the inputs' magnitudes).
+ * The middle line is A*A matrix products [O, C] x [C, tiles], which the
+ * GEMM runs: per 4 outputs, 16 multiply-adds where the direct 3x3 form does
+ * 36 (2.25 times fewer), and 36 where the direct 5x5 form does 100 (2.8
+ * times fewer). The transforms are additions and multiplications by small
+ * constants, so the result differs from the direct sum only by rounding:
+ * a few ulps of the inputs' magnitudes for 3x3, some tens for 5x5, whose
+ * matrices hold larger numbers. Of the 5x5 interpolation points tried
+ * (0, +-1 with +-2, +-1/2, +-3/2 or 2 and -1/2), 0, 1, -1, 2, -1/2 gave the
+ * smallest error on random data, about 30% below 0, +-1, +-2.
  *
- * The matrices (rows):
+ * The matrices (rows), for 3x3 (points 0, 1, -1, infinity):
  *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
  *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
  *   A^T = [1 1 1 0; 0 1 -1 -1]
- * Layouts: u [16][O][C], v [16][C][T], m [16][O][T], T = count * tiles,
- * tile index (sample, tile row, tile column).
+ * and for 5x5 (points 0, 1, -1, 2, -1/2, infinity), below in `schemes`
+ * (the Toom-Cook construction: A^T and G from the points, B^T solved so
+ * that the identity holds).
+ * Layouts: u [A*A][O][C], v [C][A*A][T], m [O][A*A][T], T = count * tiles,
+ * tile index (sample, tile row, tile column): a channel's planes lie
+ * together, so a transform reads or writes one block, not A*A scattered
+ * runs (which kept the output transform waiting on memory).
  *
  * The input gradient of such a layer is again one: dx = dy, padded by
- * 2 - pad, correlated with the filters turned 180 degrees and with input
- * and output channels swapped (the "adjoint" weights), added into dx. Every loop writes disjoint
- * outputs, so the threads never change a result. */
+ * r - 1 - pad, correlated with the filters turned 180 degrees and with
+ * input and output channels swapped (the "adjoint" weights), added into dx.
+ * Every loop writes disjoint outputs, so the threads never change a
+ * result. */
 #include "kernels/kernels.h"
 
 #include <string.h>
@@ -38,74 +49,182 @@
  * Inside a parallel region the loops run on the calling thread. */
 #define PARALLEL_MIN_FLOATS 32768
 
+/* The transformed domain's side A = r + 1 for the largest filter. */
+#define MAX_POINTS 6
+
 int nb_winograd_fits(const nb_conv_geom *g) {
-    return g->kernel_h == 3 && g->kernel_w == 3 && g->stride_h == 1 && g->stride_w == 1 &&
-           g->out_h >= 2 && g->out_w >= 2 && (g->out_w + 1) / 2 <= NB_WINOGRAD_MAX_TILES_W;
+    return (g->kernel_h == 3 || g->kernel_h == 5) && g->kernel_w == g->kernel_h && g->stride_h == 1 &&
+           g->stride_w == 1 && g->out_h >= 2 && g->out_w >= 2 && (g->out_w + 1) / 2 <= NB_WINOGRAD_MAX_TILES_W;
 }
+
+int nb_winograd_planes(const nb_conv_geom *g) { return (g->kernel_h + 1) * (g->kernel_h + 1); }
 
 int nb_winograd_tiles(const nb_conv_geom *g) { return ((g->out_h + 1) / 2) * ((g->out_w + 1) / 2); }
 
-/* The sixteen planes of u, v and m lie a whole matrix apart, often a
- * multiple of 4 KiB (AlexNet's: 384 KiB, 588 KiB), so they meet in the
- * same few L1 sets. A write of one float to each plane in turn then misses
- * every time; every loop below instead fills a run of one plane, then the
- * next. */
+/* The planes of u, v and m lie a whole matrix apart, often a multiple of
+ * 4 KiB (AlexNet's: 384 KiB, 588 KiB), so they meet in the same few L1
+ * sets. A write of one float to each plane in turn then misses every time;
+ * every loop below instead fills a run of one plane, then the next. The
+ * transforms are written out for each filter size: from a table of
+ * coefficients they took three times as long as the products. */
+
+/* G g G^T of one 3x3 filter g into t (4x4, row-major). */
+static void filter3(const float g[9], float t[16]) {
+    float h[4][3]; /* G g */
+    for (int k = 0; k < 3; k++) {
+        h[0][k] = g[k];
+        h[1][k] = 0.5f * (g[k] + g[3 + k] + g[6 + k]);
+        h[2][k] = 0.5f * (g[k] - g[3 + k] + g[6 + k]);
+        h[3][k] = g[6 + k];
+    }
+    for (int i = 0; i < 4; i++) { /* (G g) G^T */
+        t[4 * i + 0] = h[i][0];
+        t[4 * i + 1] = 0.5f * (h[i][0] + h[i][1] + h[i][2]);
+        t[4 * i + 2] = 0.5f * (h[i][0] - h[i][1] + h[i][2]);
+        t[4 * i + 3] = h[i][2];
+    }
+}
+
+/* G times five values v[0], v[s], ..., v[4s] into out[0], out[d], ..., out[5d]. */
+static void g5(const float *v, int s, float *out, int d) {
+    const float v0 = v[0], v1 = v[s], v2 = v[2 * s], v3 = v[3 * s], v4 = v[4 * s];
+    out[0] = v0;
+    out[d] = -(v0 + v1 + v2 + v3 + v4) * (1.0f / 3);
+    out[2 * d] = (v0 - v1 + v2 - v3 + v4) * (1.0f / 3);
+    out[3 * d] = (v0 + 2 * v1 + 4 * v2 + 8 * v3 + 16 * v4) * (1.0f / 15);
+    out[4 * d] = (-16 * v0 + 8 * v1 - 4 * v2 + 2 * v3 - v4) * (1.0f / 15);
+    out[5 * d] = v4;
+}
+
+/* G g G^T of one 5x5 filter g into t (6x6, row-major). */
+static void filter5(const float g[25], float t[36]) {
+    float h[6][5]; /* G g, column by column */
+    for (int k = 0; k < 5; k++) g5(g + k, 5, &h[0][k], 5);
+    for (int i = 0; i < 6; i++) g5(h[i], 1, t + 6 * i, 1);
+}
 
 /* Output channels' filters, CHUNK input channels at a time. */
 #define CHUNK 16
 
-void nb_winograd_weights(int out_ch, int channels, const float *w, float *u, int adjoint) {
+void nb_winograd_weights(int kernel, int out_ch, int channels, const float *w, float *u, int adjoint) {
+    const int rr = kernel * kernel, planes = (kernel + 1) * (kernel + 1);
     const size_t oc = (size_t)out_ch * channels;
     /* The transformed layer's output and input channels. */
     const int rows = adjoint ? channels : out_ch, cols = adjoint ? out_ch : channels;
-#pragma omp parallel for schedule(static) if (16 * oc >= PARALLEL_MIN_FLOATS && !omp_in_parallel())
+#pragma omp parallel for schedule(static) if (planes * oc >= PARALLEL_MIN_FLOATS && !omp_in_parallel())
     for (int row = 0; row < rows; row++)
         for (int c0 = 0; c0 < cols; c0 += CHUNK) {
             const int run = cols - c0 < CHUNK ? cols - c0 : CHUNK;
-            float t[16][CHUNK];
+            float t[CHUNK][MAX_POINTS * MAX_POINTS];
             for (int cc = 0; cc < run; cc++) {
                 const int o = adjoint ? c0 + cc : row, c = adjoint ? row : c0 + cc;
-                const float *src = w + ((size_t)o * channels + c) * 9;
-                float g[9];
-                for (int k = 0; k < 9; k++) g[k] = src[adjoint ? 8 - k : k];
-                float h[4][3]; /* G g */
-                for (int k = 0; k < 3; k++) {
-                    h[0][k] = g[k];
-                    h[1][k] = 0.5f * (g[k] + g[3 + k] + g[6 + k]);
-                    h[2][k] = 0.5f * (g[k] - g[3 + k] + g[6 + k]);
-                    h[3][k] = g[6 + k];
-                }
-                for (int i = 0; i < 4; i++) { /* (G g) G^T */
-                    t[4 * i + 0][cc] = h[i][0];
-                    t[4 * i + 1][cc] = 0.5f * (h[i][0] + h[i][1] + h[i][2]);
-                    t[4 * i + 2][cc] = 0.5f * (h[i][0] - h[i][1] + h[i][2]);
-                    t[4 * i + 3][cc] = h[i][2];
-                }
+                const float *src = w + ((size_t)o * channels + c) * rr;
+                float g[25];
+                for (int k = 0; k < rr; k++) g[k] = src[adjoint ? rr - 1 - k : k];
+                if (kernel == 3)
+                    filter3(g, t[cc]);
+                else
+                    filter5(g, t[cc]);
             }
-            for (int xi = 0; xi < 16; xi++) {
+            for (int xi = 0; xi < planes; xi++) {
                 float *dst = u + xi * oc + (size_t)row * cols + c0;
-                for (int cc = 0; cc < run; cc++) dst[cc] = t[xi][cc];
+                for (int cc = 0; cc < run; cc++) dst[cc] = t[cc][xi];
             }
         }
 }
 
+enum { SPAN_MAX = 2 * NB_WINOGRAD_MAX_TILES_W + 4 };
+
+/* B^T down the rows: t[i][col] from the A input rows d, for `span` columns. */
+static void input_rows3(float d[][SPAN_MAX], float t[][SPAN_MAX], int span) {
+#pragma omp simd
+    for (int col = 0; col < span; col++) {
+        t[0][col] = d[0][col] - d[2][col];
+        t[1][col] = d[1][col] + d[2][col];
+        t[2][col] = d[2][col] - d[1][col];
+        t[3][col] = d[1][col] - d[3][col];
+    }
+}
+
+static void input_rows5(float d[][SPAN_MAX], float t[][SPAN_MAX], int span) {
+#pragma omp simd
+    for (int col = 0; col < span; col++) {
+        const float d0 = d[0][col], d1 = d[1][col], d2 = d[2][col], d3 = d[3][col], d4 = d[4][col];
+        t[0][col] = d0 + 1.5f * d1 - 2 * d2 - 1.5f * d3 + d4;
+        t[1][col] = -d1 - 2.5f * d2 - 0.5f * d3 + d4;
+        t[2][col] = d1 + 0.5f * d2 - 2.5f * d3 + d4;
+        t[3][col] = -0.5f * d1 - d2 + 0.5f * d3 + d4;
+        t[4][col] = 2 * d1 - d2 - 2 * d3 + d4;
+        t[5][col] = d1 + 1.5f * d2 - 2 * d3 - 1.5f * d4 + d[5][col];
+    }
+}
+
+/* Then B across each tile's A columns of row ti, into the planes
+ * out[0], out[stride], ... (tile tx at out[.. + tx]), one plane at a time. */
+static void input_cols3(const float *ti, int tiles_w, float *o0, size_t stride) {
+    float *o1 = o0 + stride, *o2 = o1 + stride, *o3 = o2 + stride;
+#pragma omp simd
+    for (int tx = 0; tx < tiles_w; tx++) o0[tx] = ti[2 * tx] - ti[2 * tx + 2];
+#pragma omp simd
+    for (int tx = 0; tx < tiles_w; tx++) o1[tx] = ti[2 * tx + 1] + ti[2 * tx + 2];
+#pragma omp simd
+    for (int tx = 0; tx < tiles_w; tx++) o2[tx] = ti[2 * tx + 2] - ti[2 * tx + 1];
+#pragma omp simd
+    for (int tx = 0; tx < tiles_w; tx++) o3[tx] = ti[2 * tx + 1] - ti[2 * tx + 3];
+}
+
+static void input_cols5(const float *ti, int tiles_w, float *o0, size_t stride) {
+    float *o1 = o0 + stride, *o2 = o1 + stride, *o3 = o2 + stride, *o4 = o3 + stride, *o5 = o4 + stride;
+#pragma omp simd
+    for (int tx = 0; tx < tiles_w; tx++) {
+        const float *v = ti + 2 * tx;
+        o0[tx] = v[0] + 1.5f * v[1] - 2 * v[2] - 1.5f * v[3] + v[4];
+    }
+#pragma omp simd
+    for (int tx = 0; tx < tiles_w; tx++) {
+        const float *v = ti + 2 * tx;
+        o1[tx] = -v[1] - 2.5f * v[2] - 0.5f * v[3] + v[4];
+    }
+#pragma omp simd
+    for (int tx = 0; tx < tiles_w; tx++) {
+        const float *v = ti + 2 * tx;
+        o2[tx] = v[1] + 0.5f * v[2] - 2.5f * v[3] + v[4];
+    }
+#pragma omp simd
+    for (int tx = 0; tx < tiles_w; tx++) {
+        const float *v = ti + 2 * tx;
+        o3[tx] = -0.5f * v[1] - v[2] + 0.5f * v[3] + v[4];
+    }
+#pragma omp simd
+    for (int tx = 0; tx < tiles_w; tx++) {
+        const float *v = ti + 2 * tx;
+        o4[tx] = 2 * v[1] - v[2] - 2 * v[3] + v[4];
+    }
+#pragma omp simd
+    for (int tx = 0; tx < tiles_w; tx++) {
+        const float *v = ti + 2 * tx;
+        o5[tx] = v[1] + 1.5f * v[2] - 2 * v[3] - 1.5f * v[4] + v[5];
+    }
+}
+
 void nb_winograd_input(const nb_conv_geom *g, const float *x, int count, float *v) {
+    const int r = g->kernel_h, pts = r + 1;
     const int tiles_h = (g->out_h + 1) / 2, tiles_w = (g->out_w + 1) / 2, tiles = tiles_h * tiles_w;
-    const int span = 2 * tiles_w + 2; /* the columns the tiles of a row read */
+    const int span = 2 * tiles_w + r - 1; /* the columns the tiles of a row read */
     const size_t total = (size_t)count * tiles, plane = (size_t)g->height * g->width;
-    const size_t xi_stride = (size_t)g->channels * total;
-#pragma omp parallel for collapse(2) schedule(static) if (16 * xi_stride >= PARALLEL_MIN_FLOATS && !omp_in_parallel())
+    const size_t xi_stride = total, floats = (size_t)pts * pts * g->channels * total;
+#pragma omp parallel for collapse(2) schedule(static) if (floats >= PARALLEL_MIN_FLOATS && !omp_in_parallel())
     for (int n = 0; n < count; n++)
         for (int c = 0; c < g->channels; c++) {
             const float *img = x + ((size_t)n * g->channels + c) * plane;
-            float *dst = v + (size_t)c * total + (size_t)n * tiles;
+            float *dst = v + (size_t)c * pts * pts * total + (size_t)n * tiles;
             for (int ty = 0; ty < tiles_h; ty++) {
-                /* The four input rows of this tile row, zero-padded to the
+                /* The A input rows of this tile row, zero-padded to the
                  * span, then B^T down the rows: t[i][col]. */
-                float d[4][2 * NB_WINOGRAD_MAX_TILES_W + 2], t[4][2 * NB_WINOGRAD_MAX_TILES_W + 2];
+                float d[MAX_POINTS][SPAN_MAX], t[MAX_POINTS][SPAN_MAX];
                 const int lead = g->pad_w < span ? g->pad_w : span;
                 const int copy = g->width < span - lead ? g->width : span - lead;
-                for (int a = 0; a < 4; a++) {
+                for (int a = 0; a < pts; a++) {
                     const int iy = 2 * ty - g->pad_h + a;
                     if (iy < 0 || iy >= g->height) {
                         memset(d[a], 0, (size_t)span * sizeof(float));
@@ -115,63 +234,95 @@ void nb_winograd_input(const nb_conv_geom *g, const float *x, int count, float *
                     memcpy(d[a] + lead, img + (size_t)iy * g->width, (size_t)copy * sizeof(float));
                     memset(d[a] + lead + copy, 0, (size_t)(span - lead - copy) * sizeof(float));
                 }
-                for (int col = 0; col < span; col++) {
-                    t[0][col] = d[0][col] - d[2][col];
-                    t[1][col] = d[1][col] + d[2][col];
-                    t[2][col] = d[2][col] - d[1][col];
-                    t[3][col] = d[1][col] - d[3][col];
-                }
-                /* Then B across each tile's four columns, one plane at a time. */
                 float *row = dst + ty * tiles_w;
-                for (int i = 0; i < 4; i++) {
-                    const float *ti = t[i];
-                    float *o0 = row + (size_t)(4 * i) * xi_stride, *o1 = o0 + xi_stride;
-                    float *o2 = o1 + xi_stride, *o3 = o2 + xi_stride;
-                    for (int tx = 0; tx < tiles_w; tx++) o0[tx] = ti[2 * tx] - ti[2 * tx + 2];
-                    for (int tx = 0; tx < tiles_w; tx++) o1[tx] = ti[2 * tx + 1] + ti[2 * tx + 2];
-                    for (int tx = 0; tx < tiles_w; tx++) o2[tx] = ti[2 * tx + 2] - ti[2 * tx + 1];
-                    for (int tx = 0; tx < tiles_w; tx++) o3[tx] = ti[2 * tx + 1] - ti[2 * tx + 3];
+                if (r == 3) {
+                    input_rows3(d, t, span);
+                    for (int i = 0; i < 4; i++) input_cols3(t[i], tiles_w, row + (size_t)(4 * i) * xi_stride, xi_stride);
+                } else {
+                    input_rows5(d, t, span);
+                    for (int i = 0; i < 6; i++) input_cols5(t[i], tiles_w, row + (size_t)(6 * i) * xi_stride, xi_stride);
                 }
             }
         }
 }
 
+/* A^T's two rows: which point's plane goes into which output row, how. */
+static const float output_rows3[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+static const float output_rows5[2][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -0.5f, 1}};
+
 void nb_winograd_output(const nb_conv_geom *g, int out_ch, const float *m, int count, const float *b,
                         float *y, int relu, int accumulate) {
+    const int r3 = g->kernel_h == 3, pts = g->kernel_h + 1;
     const int tiles_h = (g->out_h + 1) / 2, tiles_w = (g->out_w + 1) / 2, tiles = tiles_h * tiles_w;
     const size_t total = (size_t)count * tiles, ohw = (size_t)g->out_h * g->out_w;
-    const size_t xi_stride = (size_t)out_ch * total;
-#pragma omp parallel for collapse(2) schedule(static) if (16 * xi_stride >= PARALLEL_MIN_FLOATS && !omp_in_parallel())
+    const size_t xi_stride = total, floats = (size_t)pts * pts * out_ch * total;
+#pragma omp parallel for collapse(2) schedule(static) if (floats >= PARALLEL_MIN_FLOATS && !omp_in_parallel())
     for (int n = 0; n < count; n++)
         for (int o = 0; o < out_ch; o++) {
-            const float *src = m + (size_t)o * total + (size_t)n * tiles;
+            const float *src = m + (size_t)o * pts * pts * total + (size_t)n * tiles;
             float *dst = y + ((size_t)n * out_ch + o) * ohw;
             const float bias = b ? b[o] : 0.0f;
             for (int ty = 0; ty < tiles_h; ty++) {
                 /* A^T down each tile's rows, one plane read at a time:
-                 * r[p][j][tx]; then A across the columns into two output
-                 * rows, clipped at an odd edge. */
-                float r[2][4][NB_WINOGRAD_MAX_TILES_W] = {{{0}}};
-                for (int xi = 0; xi < 16; xi++) {
-                    const float *s = src + (size_t)xi * xi_stride + ty * tiles_w;
-                    const int i = xi / 4, j = xi % 4;
-                    if (i < 3)
-                        for (int tx = 0; tx < tiles_w; tx++) r[0][j][tx] += s[tx];
-                    if (i == 1)
-                        for (int tx = 0; tx < tiles_w; tx++) r[1][j][tx] += s[tx];
-                    else if (i > 1)
-                        for (int tx = 0; tx < tiles_w; tx++) r[1][j][tx] -= s[tx];
+                 * rows[p][j][tx]; then A across the columns into two
+                 * output rows, clipped at an odd edge. */
+                float rows[2][MAX_POINTS][NB_WINOGRAD_MAX_TILES_W];
+                for (int p = 0; p < 2; p++)
+                    for (int j = 0; j < pts; j++) memset(rows[p][j], 0, (size_t)tiles_w * sizeof(float));
+                for (int i = 0; i < pts; i++) {
+                    const float k0 = r3 ? output_rows3[0][i] : output_rows5[0][i];
+                    const float k1 = r3 ? output_rows3[1][i] : output_rows5[1][i];
+                    for (int j = 0; j < pts; j++) {
+                        const float *s = src + (size_t)(i * pts + j) * xi_stride + ty * tiles_w;
+                        float *acc0 = rows[0][j], *acc1 = rows[1][j];
+                        /* The products come from L3 or memory, a short run
+                         * from each of A*A planes: ask for the runs of the
+                         * tile row after next now. */
+                        if (ty + 2 < tiles_h) {
+                            __builtin_prefetch(s + 2 * tiles_w);
+                            __builtin_prefetch(s + 3 * tiles_w - 1);
+                        }
+                        /* A zero coefficient skips the plane: 0 times an
+                         * infinite product would be a NaN. */
+                        if (k0 != 0.0f && k1 != 0.0f) {
+#pragma omp simd
+                            for (int tx = 0; tx < tiles_w; tx++) {
+                                acc0[tx] += k0 * s[tx];
+                                acc1[tx] += k1 * s[tx];
+                            }
+                        } else if (k0 != 0.0f) {
+#pragma omp simd
+                            for (int tx = 0; tx < tiles_w; tx++) acc0[tx] += k0 * s[tx];
+                        } else {
+#pragma omp simd
+                            for (int tx = 0; tx < tiles_w; tx++) acc1[tx] += k1 * s[tx];
+                        }
+                    }
                 }
                 for (int p = 0; p < 2; p++) {
                     const int oy = 2 * ty + p;
                     if (oy >= g->out_h) break;
                     float *out = dst + (size_t)oy * g->out_w;
+                    float (*q)[NB_WINOGRAD_MAX_TILES_W] = rows[p];
+                    float even[NB_WINOGRAD_MAX_TILES_W], odd[NB_WINOGRAD_MAX_TILES_W];
+                    if (r3) {
+#pragma omp simd
+                        for (int tx = 0; tx < tiles_w; tx++) {
+                            even[tx] = q[0][tx] + q[1][tx] + q[2][tx] + bias;
+                            odd[tx] = q[1][tx] - q[2][tx] - q[3][tx] + bias;
+                        }
+                    } else {
+#pragma omp simd
+                        for (int tx = 0; tx < tiles_w; tx++) {
+                            even[tx] = q[0][tx] + q[1][tx] + q[2][tx] + q[3][tx] + q[4][tx] + bias;
+                            odd[tx] = q[1][tx] - q[2][tx] + 2 * q[3][tx] - 0.5f * q[4][tx] + q[5][tx] + bias;
+                        }
+                    }
                     for (int tx = 0; tx < tiles_w; tx++) {
-                        const float pair[2] = {r[p][0][tx] + r[p][1][tx] + r[p][2][tx] + bias,
-                                               r[p][1][tx] - r[p][2][tx] - r[p][3][tx] + bias};
-                        for (int q = 0; q < 2 && 2 * tx + q < g->out_w; q++) {
-                            float *at = out + 2 * tx + q;
-                            *at = accumulate ? *at + pair[q] : relu ? (pair[q] > 0 ? pair[q] : 0.0f) : pair[q];
+                        const float pair[2] = {even[tx], odd[tx]};
+                        for (int e = 0; e < 2 && 2 * tx + e < g->out_w; e++) {
+                            float *at = out + 2 * tx + e;
+                            *at = accumulate ? *at + pair[e] : relu ? (pair[e] > 0 ? pair[e] : 0.0f) : pair[e];
                         }
                     }
                 }

@@ -23,9 +23,10 @@
  *     each, with its own slice of the workspace; a group's dW is written to
  *     a slot of its own and the slots are summed in group order;
  *   - large layers (AlexNet's): one group at a time, the threads inside
- *     im2col and GEMM; a 3x3 stride-1 layer's forward goes by Winograd's
- *     F(2x2, 3x3) instead (kernels/winograd.c), in groups of its own, and
- *     so does its input gradient (a convolution of dy by the turned filters).
+ *     im2col and GEMM; a 3x3 or 5x5 stride-1 layer's forward goes by
+ *     Winograd's F(2x2, 3x3) or F(2x2, 5x5) instead (kernels/winograd.c),
+ *     in groups of its own, and a 3x3 layer's input gradient too (a
+ *     convolution of dy by the turned filters).
  *
  * Every sum runs in an order fixed by the shapes: per-sample or per-group
  * weight gradients are summed in order, GEMM never splits K, col2im gives
@@ -61,8 +62,8 @@
  * stay in the cache. */
 #define GROUP_MIN_COLUMNS 1400
 /* The Winograd forward's v and m for one group of samples, in floats: all
- * of AlexNet's batch of 8 in one group, so each of the sixteen products is
- * [O, C] x [C, 392]. */
+ * of AlexNet's batch of 8 in one group for its 3x3 layers, so each of the
+ * sixteen products is [O, C] x [C, 392]. */
 #define WINOGRAD_GROUP_FLOATS ((size_t)1 << 22)
 #define SMALL_GROUP_FLOATS ((size_t)1 << 17)
 /* Below this many multiply-adds per sample a layer is "small". */
@@ -85,9 +86,9 @@ typedef struct {
     int slots;        /* groups the workspace holds at once (threads) */
     size_t partials;  /* floats of per-sample or per-group weight gradients */
     size_t packed;    /* CONV_CV: floats of the packed weights */
-    /* CONV_GROUPS_SERIAL with a 3x3 stride-1 kernel: the forward runs by
-     * Winograd's F(2x2, 3x3) in groups of its own. */
-    bool winograd, winograd_dx; /* the latter: padding at most 2 */
+    /* CONV_GROUPS_SERIAL with a 3x3 or 5x5 stride-1 kernel: the forward
+     * runs by Winograd's F(2x2, r x r) in groups of its own. */
+    bool winograd, winograd_dx; /* the latter: padding below the kernel size */
     int wino_groups;
     size_t wino_floats; /* u, then one group's v and m */
 } conv_plan;
@@ -170,19 +171,22 @@ static conv_plan plan_of(const nb_node *n) {
     if (p.path == CONV_CV) p.partials = (groups + 1) * p.packed;
     if (p.path == CONV_GROUPS_SERIAL && nb_winograd_fits(&p.g)) {
         size_t tiles = (size_t)nb_winograd_tiles(&p.g);
-        p.winograd_dx = p.g.pad_h <= 2 && p.g.pad_w <= 2;
+        /* 5x5: dy's transform over the many output channels cost more than
+         * the products saved; col2im measured faster there. */
+        p.winograd_dx = p.g.kernel_h == 3 && p.g.pad_h <= 2 && p.g.pad_w <= 2;
         if (p.winograd_dx) {
             const nb_conv_geom a = adjoint_geom(&p);
             if ((size_t)nb_winograd_tiles(&a) > tiles) tiles = (size_t)nb_winograd_tiles(&a);
         }
-        const size_t wino_sample = 16 * tiles * (size_t)(p.g.channels + p.out_ch);
+        const size_t planes = (size_t)nb_winograd_planes(&p.g);
+        const size_t wino_sample = planes * tiles * (size_t)(p.g.channels + p.out_ch);
         size_t wino_max = WINOGRAD_GROUP_FLOATS / wino_sample;
         if (wino_max < 1) wino_max = 1;
         size_t wino_groups = (n_batch + wino_max - 1) / wino_max;
         const size_t wino_group_max = (n_batch + wino_groups - 1) / wino_groups;
         p.winograd = true;
         p.wino_groups = (int)wino_groups;
-        p.wino_floats = 16 * (size_t)p.out_ch * p.g.channels + wino_group_max * wino_sample;
+        p.wino_floats = planes * p.out_ch * p.g.channels + wino_group_max * wino_sample;
     }
     return p;
 }
@@ -287,15 +291,15 @@ static void forward_group(const conv_plan *p, const float *x, const float *w, co
         }
 }
 
-/* A 3x3 stride-1 convolution by Winograd's F(2x2, 3x3) (kernels/winograd.c)
+/* A 3x3 or 5x5 stride-1 convolution by Winograd's F(2x2, r x r) (kernels/winograd.c)
  * of `batch` samples x (g's channels, H, W) into y (batch, out_ch, OH, OW),
  * with the filters already transformed in u, a group of samples at a time:
- * the input transform, the sixteen products (a thread takes whole products,
+ * the input transform, the 16 or 36 products (a thread takes whole products,
  * each run on it alone), then the output transform (bias and relu, or added
  * into y). */
 static void winograd_conv(const nb_conv_geom *g, int out_ch, int batch, int groups, const float *u,
                           const float *x, const float *b, float *y, float *scratch, bool relu, bool accumulate) {
-    const int tiles = nb_winograd_tiles(g), channels = g->channels;
+    const int tiles = nb_winograd_tiles(g), planes = nb_winograd_planes(g), channels = g->channels;
     const size_t oc = (size_t)out_ch * channels;
     const size_t x_sample = (size_t)channels * g->height * g->width;
     const size_t y_sample = (size_t)out_ch * g->out_h * g->out_w;
@@ -303,12 +307,12 @@ static void winograd_conv(const nb_conv_geom *g, int out_ch, int batch, int grou
     for (int gi = 0; gi < groups; gi++) {
         const int s0 = (int)((long)batch * gi / groups), s1 = (int)((long)batch * (gi + 1) / groups);
         const int count = s1 - s0, total = count * tiles;
-        float *m = v + (size_t)16 * channels * total;
+        float *m = v + (size_t)planes * channels * total;
         nb_winograd_input(g, x + (size_t)s0 * x_sample, count, v);
 #pragma omp parallel for schedule(dynamic) if (!omp_in_parallel())
-        for (int xi = 0; xi < 16; xi++)
-            nb_sgemm(0, 0, out_ch, total, channels, 1.0f, u + xi * oc, channels, v + (size_t)xi * channels * total,
-                     total, 0.0f, m + (size_t)xi * out_ch * total, total);
+        for (int xi = 0; xi < planes; xi++)
+            nb_sgemm(0, 0, out_ch, total, channels, 1.0f, u + xi * oc, channels, v + (size_t)xi * total,
+                     planes * total, 0.0f, m + (size_t)xi * total, planes * total);
         nb_winograd_output(g, out_ch, m, count, b, y + (size_t)s0 * y_sample, relu, accumulate);
     }
 }
@@ -320,8 +324,8 @@ static nb_conv_geom adjoint_geom(const conv_plan *p) {
     a.channels = p->out_ch;
     a.height = p->g.out_h;
     a.width = p->g.out_w;
-    a.pad_h = 2 - p->g.pad_h;
-    a.pad_w = 2 - p->g.pad_w;
+    a.pad_h = p->g.kernel_h - 1 - p->g.pad_h;
+    a.pad_w = p->g.kernel_w - 1 - p->g.pad_w;
     a.out_h = p->g.height;
     a.out_w = p->g.width;
     return a;
@@ -364,8 +368,8 @@ static void forward_conv(nb_node *n) {
         return;
     }
     if (p.winograd) {
-        const size_t u_floats = 16 * (size_t)p.out_ch * p.g.channels;
-        nb_winograd_weights(p.out_ch, p.g.channels, w, ws, 0);
+        const size_t u_floats = (size_t)nb_winograd_planes(&p.g) * p.out_ch * p.g.channels;
+        nb_winograd_weights(p.g.kernel_h, p.out_ch, p.g.channels, w, ws, 0);
         winograd_conv(&p.g, p.out_ch, p.batch, p.wino_groups, ws, x, b, y, ws + u_floats, relu, false);
         return;
     }
@@ -524,8 +528,8 @@ static void backward_conv(nb_node *n) {
         }
     if (dx_winograd) {
         const nb_conv_geom a = adjoint_geom(&p);
-        const size_t u_floats = 16 * (size_t)p.out_ch * p.g.channels;
-        nb_winograd_weights(p.out_ch, p.g.channels, w, ws, 1);
+        const size_t u_floats = (size_t)nb_winograd_planes(&p.g) * p.out_ch * p.g.channels;
+        nb_winograd_weights(p.g.kernel_h, p.out_ch, p.g.channels, w, ws, 1);
         winograd_conv(&a, p.g.channels, p.batch, p.wino_groups, ws, dy, NULL, dx, ws + u_floats, false, true);
     }
 }
