@@ -68,43 +68,54 @@ int nb_winograd_tiles(const nb_conv_geom *g) { return ((g->out_h + 1) / 2) * ((g
  * transforms are written out for each filter size: from a table of
  * coefficients they took three times as long as the products. */
 
-/* G g G^T of one 3x3 filter g into t (4x4, row-major). */
-static void filter3(const float g[9], float t[16]) {
-    float h[4][3]; /* G g */
-    for (int k = 0; k < 3; k++) {
-        h[0][k] = g[k];
-        h[1][k] = 0.5f * (g[k] + g[3 + k] + g[6 + k]);
-        h[2][k] = 0.5f * (g[k] - g[3 + k] + g[6 + k]);
-        h[3][k] = g[6 + k];
-    }
-    for (int i = 0; i < 4; i++) { /* (G g) G^T */
-        t[4 * i + 0] = h[i][0];
-        t[4 * i + 1] = 0.5f * (h[i][0] + h[i][1] + h[i][2]);
-        t[4 * i + 2] = 0.5f * (h[i][0] - h[i][1] + h[i][2]);
-        t[4 * i + 3] = h[i][2];
-    }
-}
-
-/* G times five values v[0], v[s], ..., v[4s] into out[0], out[d], ..., out[5d]. */
-static void g5(const float *v, int s, float *out, int d) {
-    const float v0 = v[0], v1 = v[s], v2 = v[2 * s], v3 = v[3 * s], v4 = v[4 * s];
-    out[0] = v0;
-    out[d] = -(v0 + v1 + v2 + v3 + v4) * (1.0f / 3);
-    out[2 * d] = (v0 - v1 + v2 - v3 + v4) * (1.0f / 3);
-    out[3 * d] = (v0 + 2 * v1 + 4 * v2 + 8 * v3 + 16 * v4) * (1.0f / 15);
-    out[4 * d] = (-16 * v0 + 8 * v1 - 4 * v2 + 2 * v3 - v4) * (1.0f / 15);
-    out[5 * d] = v4;
-}
-
-/* G g G^T of one 5x5 filter g into t (6x6, row-major). */
-static void filter5(const float g[25], float t[36]) {
-    float h[6][5]; /* G g, column by column */
-    for (int k = 0; k < 5; k++) g5(g + k, 5, &h[0][k], 5);
-    for (int i = 0; i < 6; i++) g5(h[i], 1, t + 6 * i, 1);
-}
-
-/* Output channels' filters, CHUNK input channels at a time. */
+/* Filters are transformed CHUNK at a time, each value of the CHUNK side by
+ * side in a row of `lanes`, so every step below is one vector operation. */
 #define CHUNK 16
+typedef float lanes[CHUNK];
+
+/* G g G^T of 3x3 filters g (9 rows) into t (16 rows, 4x4 row-major). */
+static void filter3(const lanes *g, lanes *t) {
+    lanes h[4][3]; /* G g */
+    for (int k = 0; k < 3; k++)
+#pragma omp simd
+        for (int l = 0; l < CHUNK; l++) {
+            const float a = g[k][l], b = g[3 + k][l], c = g[6 + k][l];
+            h[0][k][l] = a;
+            h[1][k][l] = 0.5f * (a + b + c);
+            h[2][k][l] = 0.5f * (a - b + c);
+            h[3][k][l] = c;
+        }
+    for (int i = 0; i < 4; i++) /* (G g) G^T */
+#pragma omp simd
+        for (int l = 0; l < CHUNK; l++) {
+            const float a = h[i][0][l], b = h[i][1][l], c = h[i][2][l];
+            t[4 * i][l] = a;
+            t[4 * i + 1][l] = 0.5f * (a + b + c);
+            t[4 * i + 2][l] = 0.5f * (a - b + c);
+            t[4 * i + 3][l] = c;
+        }
+}
+
+/* G times five rows v[0], v[s], ..., v[4s] into out[0], out[d], ..., out[5d]. */
+static void g5(const lanes *v, int s, lanes *out, int d) {
+#pragma omp simd
+    for (int l = 0; l < CHUNK; l++) {
+        const float v0 = v[0][l], v1 = v[s][l], v2 = v[2 * s][l], v3 = v[3 * s][l], v4 = v[4 * s][l];
+        out[0][l] = v0;
+        out[d][l] = -(v0 + v1 + v2 + v3 + v4) * (1.0f / 3);
+        out[2 * d][l] = (v0 - v1 + v2 - v3 + v4) * (1.0f / 3);
+        out[3 * d][l] = (v0 + 2 * v1 + 4 * v2 + 8 * v3 + 16 * v4) * (1.0f / 15);
+        out[4 * d][l] = (-16 * v0 + 8 * v1 - 4 * v2 + 2 * v3 - v4) * (1.0f / 15);
+        out[5 * d][l] = v4;
+    }
+}
+
+/* G g G^T of 5x5 filters g (25 rows) into t (36 rows, 6x6 row-major). */
+static void filter5(const lanes *g, lanes *t) {
+    lanes h[6 * 5]; /* G g, column by column */
+    for (int k = 0; k < 5; k++) g5(g + k, 5, h + k, 5);
+    for (int i = 0; i < 6; i++) g5(h + 5 * i, 1, t + 6 * i, 1);
+}
 
 void nb_winograd_weights(int kernel, int out_ch, int channels, const float *w, float *u, int adjoint) {
     const int rr = kernel * kernel, planes = (kernel + 1) * (kernel + 1);
@@ -115,21 +126,20 @@ void nb_winograd_weights(int kernel, int out_ch, int channels, const float *w, f
     for (int row = 0; row < rows; row++)
         for (int c0 = 0; c0 < cols; c0 += CHUNK) {
             const int run = cols - c0 < CHUNK ? cols - c0 : CHUNK;
-            float t[CHUNK][MAX_POINTS * MAX_POINTS];
+            lanes g[25], t[MAX_POINTS * MAX_POINTS];
             for (int cc = 0; cc < run; cc++) {
                 const int o = adjoint ? c0 + cc : row, c = adjoint ? row : c0 + cc;
                 const float *src = w + ((size_t)o * channels + c) * rr;
-                float g[25];
-                for (int k = 0; k < rr; k++) g[k] = src[adjoint ? rr - 1 - k : k];
-                if (kernel == 3)
-                    filter3(g, t[cc]);
-                else
-                    filter5(g, t[cc]);
+                for (int k = 0; k < rr; k++) g[k][cc] = src[adjoint ? rr - 1 - k : k];
             }
-            for (int xi = 0; xi < planes; xi++) {
-                float *dst = u + xi * oc + (size_t)row * cols + c0;
-                for (int cc = 0; cc < run; cc++) dst[cc] = t[cc][xi];
-            }
+            for (int cc = run; cc < CHUNK; cc++)
+                for (int k = 0; k < rr; k++) g[k][cc] = 0.0f;
+            if (kernel == 3)
+                filter3(g, t);
+            else
+                filter5(g, t);
+            for (int xi = 0; xi < planes; xi++)
+                memcpy(u + xi * oc + (size_t)row * cols + c0, t[xi], (size_t)run * sizeof(float));
         }
 }
 
