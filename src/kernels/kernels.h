@@ -137,6 +137,13 @@ void nb_winograd_input(const nb_conv_geom *g, const float *x, int count, float *
  * (b and relu unused). */
 void nb_winograd_output(const nb_conv_geom *g, int out_ch, const float *m, int count, const float *b,
                         float *y, int relu, int accumulate);
+/* The weight gradient: dy (count, O, OH, OW) into its transform e
+ * [O][P][count * tiles] (each 2x2 tile as A dy A^T); the P products
+ * mw[xi] = e[xi] v[xi]^T ([O, T] x [T, C], v from nb_winograd_input,
+ * summed over groups of samples) then go into dw (O, C, kernel, kernel) as
+ * G^T mw G, written, or added with accumulate nonzero. */
+void nb_winograd_grad_output(const nb_conv_geom *g, int out_ch, const float *dy, int count, float *e);
+void nb_winograd_weight_grad(int kernel, int out_ch, int channels, const float *mw, float *dw, int accumulate);
 
 /* ---- max pooling (maxpool.c) --------------------------------------------------- */
 

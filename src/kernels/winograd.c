@@ -339,3 +339,102 @@ void nb_winograd_output(const nb_conv_geom *g, int out_ch, const float *m, int c
             }
         }
 }
+
+/* ---- the weight gradient ----------------------------------------------------
+ * y's tile is A^T (U . V) A, linear in U = G g G^T, so over all tiles
+ *     dL/dg = G^T ( sum over tiles of (A dy A^T) . V ) G,
+ * with dy the tile's 2x2 output gradient and V its input transform: again A*A
+ * products, [O, T] x [T, C], then one small transform per filter. */
+
+/* G's rows, for the final transform: G^T m G. */
+static const float filter_rows3[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+static const float filter_rows5[6][5] = {{1, 0, 0, 0, 0},
+                                         {-1.0f / 3, -1.0f / 3, -1.0f / 3, -1.0f / 3, -1.0f / 3},
+                                         {1.0f / 3, -1.0f / 3, 1.0f / 3, -1.0f / 3, 1.0f / 3},
+                                         {1.0f / 15, 2.0f / 15, 4.0f / 15, 8.0f / 15, 16.0f / 15},
+                                         {-16.0f / 15, 8.0f / 15, -4.0f / 15, 2.0f / 15, -1.0f / 15},
+                                         {0, 0, 0, 0, 1}};
+
+void nb_winograd_grad_output(const nb_conv_geom *g, int out_ch, const float *dy, int count, float *e) {
+    const int r3 = g->kernel_h == 3, pts = g->kernel_h + 1;
+    const int tiles_h = (g->out_h + 1) / 2, tiles_w = (g->out_w + 1) / 2, tiles = tiles_h * tiles_w;
+    const size_t total = (size_t)count * tiles, ohw = (size_t)g->out_h * g->out_w;
+    const size_t floats = (size_t)pts * pts * out_ch * total;
+#pragma omp parallel for collapse(2) schedule(static) if (floats >= PARALLEL_MIN_FLOATS && !omp_in_parallel())
+    for (int n = 0; n < count; n++)
+        for (int o = 0; o < out_ch; o++) {
+            const float *src = dy + ((size_t)n * out_ch + o) * ohw;
+            float *dst = e + (size_t)o * pts * pts * total + (size_t)n * tiles;
+            for (int ty = 0; ty < tiles_h; ty++) {
+                /* The tile row's two dy rows, zero past the edges; A down
+                 * them (column p of A^T: row i of A), then A across. */
+                float d[2][2 * NB_WINOGRAD_MAX_TILES_W], t[MAX_POINTS][2 * NB_WINOGRAD_MAX_TILES_W];
+                const int width = 2 * tiles_w;
+                for (int p = 0; p < 2; p++) {
+                    const int oy = 2 * ty + p;
+                    if (oy < g->out_h) memcpy(d[p], src + (size_t)oy * g->out_w, (size_t)g->out_w * sizeof(float));
+                    for (int col = oy < g->out_h ? g->out_w : 0; col < width; col++) d[p][col] = 0.0f;
+                }
+                for (int i = 0; i < pts; i++) {
+                    const float a0 = r3 ? output_rows3[0][i] : output_rows5[0][i];
+                    const float a1 = r3 ? output_rows3[1][i] : output_rows5[1][i];
+#pragma omp simd
+                    for (int col = 0; col < width; col++) t[i][col] = a0 * d[0][col] + a1 * d[1][col];
+                }
+                float *row = dst + ty * tiles_w;
+                for (int i = 0; i < pts; i++)
+                    for (int j = 0; j < pts; j++) {
+                        const float a0 = r3 ? output_rows3[0][j] : output_rows5[0][j];
+                        const float a1 = r3 ? output_rows3[1][j] : output_rows5[1][j];
+                        float *out = row + (size_t)(i * pts + j) * total;
+                        const float *ti = t[i];
+#pragma omp simd
+                        for (int tx = 0; tx < tiles_w; tx++) out[tx] = a0 * ti[2 * tx] + a1 * ti[2 * tx + 1];
+                    }
+            }
+        }
+}
+
+void nb_winograd_weight_grad(int kernel, int out_ch, int channels, const float *mw, float *dw, int accumulate) {
+    const int r = kernel, rr = r * r, pts = r + 1;
+    const size_t oc = (size_t)out_ch * channels;
+#pragma omp parallel for schedule(static) if (pts * pts * oc >= PARALLEL_MIN_FLOATS && !omp_in_parallel())
+    for (int o = 0; o < out_ch; o++)
+        for (int c0 = 0; c0 < channels; c0 += CHUNK) {
+            const int run = channels - c0 < CHUNK ? channels - c0 : CHUNK;
+            lanes m[MAX_POINTS * MAX_POINTS], h[5 * MAX_POINTS], out[25];
+            for (int xi = 0; xi < pts * pts; xi++) {
+                memcpy(m[xi], mw + xi * oc + (size_t)o * channels + c0, (size_t)run * sizeof(float));
+                for (int l = run; l < CHUNK; l++) m[xi][l] = 0.0f;
+            }
+            /* h = G^T m (r x A), then out = h G (r x r). */
+            for (int k = 0; k < r; k++)
+                for (int j = 0; j < pts; j++) {
+                    float *hk = h[k * pts + j];
+                    for (int l = 0; l < CHUNK; l++) hk[l] = 0.0f;
+                    for (int i = 0; i < pts; i++) {
+                        const float gik = r == 3 ? filter_rows3[i][k] : filter_rows5[i][k];
+                        if (gik == 0.0f) continue;
+                        const float *mi = m[i * pts + j];
+#pragma omp simd
+                        for (int l = 0; l < CHUNK; l++) hk[l] += gik * mi[l];
+                    }
+                }
+            for (int k = 0; k < r; k++)
+                for (int q = 0; q < r; q++) {
+                    float *ok = out[k * r + q];
+                    for (int l = 0; l < CHUNK; l++) ok[l] = 0.0f;
+                    for (int j = 0; j < pts; j++) {
+                        const float gjq = r == 3 ? filter_rows3[j][q] : filter_rows5[j][q];
+                        if (gjq == 0.0f) continue;
+                        const float *hj = h[k * pts + j];
+#pragma omp simd
+                        for (int l = 0; l < CHUNK; l++) ok[l] += gjq * hj[l];
+                    }
+                }
+            for (int cc = 0; cc < run; cc++) {
+                float *dst = dw + ((size_t)o * channels + c0 + cc) * rr;
+                for (int k = 0; k < rr; k++) dst[k] = accumulate ? dst[k] + out[k][cc] : out[k][cc];
+            }
+        }
+}

@@ -25,8 +25,9 @@
  *   - large layers (AlexNet's): one group at a time, the threads inside
  *     im2col and GEMM; a 3x3 or 5x5 stride-1 layer's forward goes by
  *     Winograd's F(2x2, 3x3) or F(2x2, 5x5) instead (kernels/winograd.c),
- *     in groups of its own, and a 3x3 layer's input gradient too (a
- *     convolution of dy by the turned filters).
+ *     in groups of its own, and so does its weight gradient (dy's and x's
+ *     transforms, then G^T (sum of products) G), and a 3x3 layer's input
+ *     gradient too (a convolution of dy by the turned filters).
  *
  * Every sum runs in an order fixed by the shapes: per-sample or per-group
  * weight gradients are summed in order, GEMM never splits K, col2im gives
@@ -61,9 +62,10 @@
  * (floor division: 729 -> 1 sample) keep their one-sample groups, which
  * stay in the cache. */
 #define GROUP_MIN_COLUMNS 1400
-/* The Winograd forward's v and m for one group of samples, in floats: all
- * of AlexNet's batch of 8 in one group for its 3x3 layers, so each of the
- * sixteen products is [O, C] x [C, 392]. */
+/* A Winograd pass's two transforms (x's v and the products m, or v and
+ * dy's e) for one group of samples, in floats: all of AlexNet's batch of 8
+ * in one group for its 3x3 layers, so each of the sixteen products is
+ * [O, C] x [C, 392]; two samples a group for its 5x5 layer. */
 #define WINOGRAD_GROUP_FLOATS ((size_t)1 << 22)
 #define SMALL_GROUP_FLOATS ((size_t)1 << 17)
 /* Below this many multiply-adds per sample a layer is "small". */
@@ -317,6 +319,33 @@ static void winograd_conv(const nb_conv_geom *g, int out_ch, int batch, int grou
     }
 }
 
+/* The weight gradient of a Winograd layer (kernels/winograd.c), a group
+ * of samples at a time: x's and dy's transforms, the products summed over
+ * the groups in order (a thread takes whole products), then the filters'
+ * transform, written into dw or added. */
+static void winograd_weight_grad(const conv_plan *p, const float *x, const float *dy, float *dw, bool first,
+                                 float *ws) {
+    const nb_conv_geom *g = &p->g;
+    const int tiles = nb_winograd_tiles(g), planes = nb_winograd_planes(g);
+    const int channels = g->channels, out_ch = p->out_ch;
+    const size_t x_sample = (size_t)channels * g->height * g->width, y_sample = (size_t)out_ch * p->ohw;
+    float *mw = ws, *v = ws + (size_t)planes * out_ch * channels;
+    for (int gi = 0; gi < p->wino_groups; gi++) {
+        const int s0 = (int)((long)p->batch * gi / p->wino_groups);
+        const int s1 = (int)((long)p->batch * (gi + 1) / p->wino_groups);
+        const int count = s1 - s0, total = count * tiles;
+        float *e = v + (size_t)planes * channels * total;
+        nb_winograd_input(g, x + (size_t)s0 * x_sample, count, v);
+        nb_winograd_grad_output(g, out_ch, dy + (size_t)s0 * y_sample, count, e);
+#pragma omp parallel for schedule(dynamic) if (!omp_in_parallel())
+        for (int xi = 0; xi < planes; xi++)
+            nb_sgemm(0, 1, out_ch, channels, total, 1.0f, e + (size_t)xi * total, planes * total,
+                     v + (size_t)xi * total, planes * total, gi == 0 ? 0.0f : 1.0f,
+                     mw + (size_t)xi * out_ch * channels, channels);
+    }
+    nb_winograd_weight_grad(g->kernel_h, out_ch, channels, mw, dw, !first);
+}
+
 /* The input gradient's geometry: dy (O, OH, OW) padded by 2 - pad, out
  * (C, H, W). */
 static nb_conv_geom adjoint_geom(const conv_plan *p) {
@@ -517,15 +546,17 @@ static void backward_conv(nb_node *n) {
         return;
     }
     bool first_w = need_w && nb_grad_first(wn);
-    const bool dx_winograd = need_x && p.winograd_dx;
-    if (need_w || !dx_winograd)
+    const bool dx_winograd = need_x && p.winograd_dx, dw_winograd = need_w && p.winograd;
+    if ((need_w && !dw_winograd) || (need_x && !dx_winograd))
         for (int gi = 0; gi < p.groups; gi++) {
             int s0, s1;
             group_range(&p, gi, &s0, &s1);
             /* Later groups add onto what the earlier ones left in dW. */
-            backward_group(&p, x, w, dy, need_w ? wn->grad.data : NULL, gi == 0 && first_w ? 0.0f : 1.0f,
-                           dx_winograd ? NULL : dx, s0, s1, ws + p.partials);
+            backward_group(&p, x, w, dy, need_w && !dw_winograd ? wn->grad.data : NULL,
+                           gi == 0 && first_w ? 0.0f : 1.0f, need_x && !dx_winograd ? dx : NULL, s0, s1,
+                           ws + p.partials);
         }
+    if (dw_winograd) winograd_weight_grad(&p, x, dy, wn->grad.data, first_w, ws);
     if (dx_winograd) {
         const nb_conv_geom a = adjoint_geom(&p);
         const size_t u_floats = (size_t)nb_winograd_planes(&p.g) * p.out_ch * p.g.channels;
