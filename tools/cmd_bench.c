@@ -204,7 +204,8 @@ static void print_table(const workload *w, double train_s, double fb_s, double i
     printf("allocations per steady-state step: %ld training, %ld inference\n", train_allocs, infer_allocs);
     if (!n_rows) return;
     printf("\nper layer, ms per step (GFLOP/s, %% of %d-core peak; pooling and activations count one\n"
-           "operation per input element):\n", threads);
+           "operation per input element; convolutions count the direct form's multiply-adds, so a\n"
+           "Winograd layer can pass 100%%):\n", threads);
     printf("  %-26s %-16s %26s %26s %26s\n", "layer", "output", "train forward", "train backward",
            "inference forward");
     double pk = peak * threads;
