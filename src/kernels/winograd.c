@@ -24,9 +24,10 @@
  *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
  *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
  *   A^T = [1 1 1 0; 0 1 -1 -1]
- * and for 5x5 (points 0, 1, -1, 2, -1/2, infinity), below in `schemes`
- * (the Toom-Cook construction: A^T and G from the points, B^T solved so
- * that the identity holds).
+ * and for 5x5 (points 0, 1, -1, 2, -1/2, infinity), below: G in g_rows5,
+ * B^T in input_rows5 and input_cols5, A^T in output_rows5 (the Toom-Cook
+ * construction: A^T and G from the points, B^T solved so that the
+ * identity holds).
  * Layouts: u [A*A][O][C], v [C][A*A][T], m [O][A*A][T], T = count * tiles,
  * tile index (sample, tile row, tile column): a channel's planes lie
  * together, so a transform reads or writes one block, not A*A scattered
@@ -73,48 +74,52 @@ int nb_winograd_tiles(const nb_conv_geom *g) { return ((g->out_h + 1) / 2) * ((g
 #define CHUNK 16
 typedef float lanes[CHUNK];
 
-/* G g G^T of 3x3 filters g (9 rows) into t (16 rows, 4x4 row-major). */
-static void filter3(const lanes *g, lanes *t) {
-    lanes h[4][3]; /* G g */
-    for (int k = 0; k < 3; k++)
-#pragma omp simd
-        for (int l = 0; l < CHUNK; l++) {
-            const float a = g[k][l], b = g[3 + k][l], c = g[6 + k][l];
-            h[0][k][l] = a;
-            h[1][k][l] = 0.5f * (a + b + c);
-            h[2][k][l] = 0.5f * (a - b + c);
-            h[3][k][l] = c;
-        }
-    for (int i = 0; i < 4; i++) /* (G g) G^T */
-#pragma omp simd
-        for (int l = 0; l < CHUNK; l++) {
-            const float a = h[i][0][l], b = h[i][1][l], c = h[i][2][l];
-            t[4 * i][l] = a;
-            t[4 * i + 1][l] = 0.5f * (a + b + c);
-            t[4 * i + 2][l] = 0.5f * (a - b + c);
-            t[4 * i + 3][l] = c;
-        }
-}
+/* G (A x r), row by row: the filter transform G g G^T, and the weight
+ * gradient's G^T m G. */
+static const float g_rows3[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+static const float g_rows5[6][5] = {{1, 0, 0, 0, 0},
+                                    {-1.0f / 3, -1.0f / 3, -1.0f / 3, -1.0f / 3, -1.0f / 3},
+                                    {1.0f / 3, -1.0f / 3, 1.0f / 3, -1.0f / 3, 1.0f / 3},
+                                    {1.0f / 15, 2.0f / 15, 4.0f / 15, 8.0f / 15, 16.0f / 15},
+                                    {-16.0f / 15, 8.0f / 15, -4.0f / 15, 2.0f / 15, -1.0f / 15},
+                                    {0, 0, 0, 0, 1}};
 
-/* G times five rows v[0], v[s], ..., v[4s] into out[0], out[d], ..., out[5d]. */
-static void g5(const lanes *v, int s, lanes *out, int d) {
-#pragma omp simd
-    for (int l = 0; l < CHUNK; l++) {
-        const float v0 = v[0][l], v1 = v[s][l], v2 = v[2 * s][l], v3 = v[3 * s][l], v4 = v[4 * s][l];
-        out[0][l] = v0;
-        out[d][l] = -(v0 + v1 + v2 + v3 + v4) * (1.0f / 3);
-        out[2 * d][l] = (v0 - v1 + v2 - v3 + v4) * (1.0f / 3);
-        out[3 * d][l] = (v0 + 2 * v1 + 4 * v2 + 8 * v3 + 16 * v4) * (1.0f / 15);
-        out[4 * d][l] = (-16 * v0 + 8 * v1 - 4 * v2 + 2 * v3 - v4) * (1.0f / 15);
-        out[5 * d][l] = v4;
+/* G's entry (i, k) for an r x r filter, or G^T's with transpose set. */
+static float g_entry(int r, int transpose, int i, int k) {
+    if (transpose) {
+        const int t = i;
+        i = k, k = t;
     }
+    return r == 3 ? g_rows3[i][k] : g_rows5[i][k];
 }
 
-/* G g G^T of 5x5 filters g (25 rows) into t (36 rows, 6x6 row-major). */
-static void filter5(const lanes *g, lanes *t) {
-    lanes h[6 * 5]; /* G g, column by column */
-    for (int k = 0; k < 5; k++) g5(g + k, 5, h + k, 5);
-    for (int i = 0; i < 6; i++) g5(h + 5 * i, 1, t + 6 * i, 1);
+/* y = C x on matrices of lanes, C = G or G^T (n_out x n_in); x and y are
+ * addressed through strides, so x may be read and y written transposed:
+ *   y[a*y_row + b*y_col] = sum over k of C(a, k) x[k*x_row + b*x_col],
+ * for a < n_out, b < cols. Zero entries of C are skipped. */
+static void g_product(int r, int transpose, int n_out, int n_in, int cols, const lanes *x, int x_row, int x_col,
+                      lanes *y, int y_row, int y_col) {
+    for (int a = 0; a < n_out; a++)
+        for (int b = 0; b < cols; b++) {
+            float *dst = y[a * y_row + b * y_col];
+            for (int l = 0; l < CHUNK; l++) dst[l] = 0.0f;
+            for (int k = 0; k < n_in; k++) {
+                const float c = g_entry(r, transpose, a, k);
+                if (c == 0.0f) continue;
+                const float *src = x[k * x_row + b * x_col];
+#pragma omp simd
+                for (int l = 0; l < CHUNK; l++) dst[l] += c * src[l];
+            }
+        }
+}
+
+/* G g G^T of r x r filters g (row-major) into t (A x A, row-major):
+ * h = G g, then t^T = G h^T. */
+static void filter_transform(int r, const lanes *g, lanes *t) {
+    const int pts = r + 1;
+    lanes h[MAX_POINTS * 5];
+    g_product(r, 0, pts, r, r, g, r, 1, h, r, 1);
+    g_product(r, 0, pts, r, pts, h, 1, r, t, 1, pts);
 }
 
 void nb_winograd_weights(int kernel, int out_ch, int channels, const float *w, float *u, int adjoint) {
@@ -134,10 +139,7 @@ void nb_winograd_weights(int kernel, int out_ch, int channels, const float *w, f
             }
             for (int cc = run; cc < CHUNK; cc++)
                 for (int k = 0; k < rr; k++) g[k][cc] = 0.0f;
-            if (kernel == 3)
-                filter3(g, t);
-            else
-                filter5(g, t);
+            filter_transform(kernel, g, t);
             for (int xi = 0; xi < planes; xi++)
                 memcpy(u + xi * oc + (size_t)row * cols + c0, t[xi], (size_t)run * sizeof(float));
         }
@@ -346,15 +348,6 @@ void nb_winograd_output(const nb_conv_geom *g, int out_ch, const float *m, int c
  * with dy the tile's 2x2 output gradient and V its input transform: again A*A
  * products, [O, T] x [T, C], then one small transform per filter. */
 
-/* G's rows, for the final transform: G^T m G. */
-static const float filter_rows3[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
-static const float filter_rows5[6][5] = {{1, 0, 0, 0, 0},
-                                         {-1.0f / 3, -1.0f / 3, -1.0f / 3, -1.0f / 3, -1.0f / 3},
-                                         {1.0f / 3, -1.0f / 3, 1.0f / 3, -1.0f / 3, 1.0f / 3},
-                                         {1.0f / 15, 2.0f / 15, 4.0f / 15, 8.0f / 15, 16.0f / 15},
-                                         {-16.0f / 15, 8.0f / 15, -4.0f / 15, 2.0f / 15, -1.0f / 15},
-                                         {0, 0, 0, 0, 1}};
-
 void nb_winograd_grad_output(const nb_conv_geom *g, int out_ch, const float *dy, int count, float *e) {
     const int r3 = g->kernel_h == 3, pts = g->kernel_h + 1;
     const int tiles_h = (g->out_h + 1) / 2, tiles_w = (g->out_w + 1) / 2, tiles = tiles_h * tiles_w;
@@ -407,31 +400,9 @@ void nb_winograd_weight_grad(int kernel, int out_ch, int channels, const float *
                 memcpy(m[xi], mw + xi * oc + (size_t)o * channels + c0, (size_t)run * sizeof(float));
                 for (int l = run; l < CHUNK; l++) m[xi][l] = 0.0f;
             }
-            /* h = G^T m (r x A), then out = h G (r x r). */
-            for (int k = 0; k < r; k++)
-                for (int j = 0; j < pts; j++) {
-                    float *hk = h[k * pts + j];
-                    for (int l = 0; l < CHUNK; l++) hk[l] = 0.0f;
-                    for (int i = 0; i < pts; i++) {
-                        const float gik = r == 3 ? filter_rows3[i][k] : filter_rows5[i][k];
-                        if (gik == 0.0f) continue;
-                        const float *mi = m[i * pts + j];
-#pragma omp simd
-                        for (int l = 0; l < CHUNK; l++) hk[l] += gik * mi[l];
-                    }
-                }
-            for (int k = 0; k < r; k++)
-                for (int q = 0; q < r; q++) {
-                    float *ok = out[k * r + q];
-                    for (int l = 0; l < CHUNK; l++) ok[l] = 0.0f;
-                    for (int j = 0; j < pts; j++) {
-                        const float gjq = r == 3 ? filter_rows3[j][q] : filter_rows5[j][q];
-                        if (gjq == 0.0f) continue;
-                        const float *hj = h[k * pts + j];
-#pragma omp simd
-                        for (int l = 0; l < CHUNK; l++) ok[l] += gjq * hj[l];
-                    }
-                }
+            /* h = G^T m (r x A), then out^T = G^T h^T (r x r). */
+            g_product(r, 1, r, pts, pts, m, pts, 1, h, pts, 1);
+            g_product(r, 1, r, pts, r, h, 1, pts, out, 1, r);
             for (int cc = 0; cc < run; cc++) {
                 float *dst = dw + ((size_t)o * channels + c0 + cc) * rr;
                 for (int k = 0; k < rr; k++) dst[k] = accumulate ? dst[k] + out[k][cc] : out[k][cc];

@@ -89,10 +89,11 @@ typedef struct {
     size_t partials;  /* floats of per-sample or per-group weight gradients */
     size_t packed;    /* CONV_CV: floats of the packed weights */
     /* CONV_GROUPS_SERIAL with a 3x3 or 5x5 stride-1 kernel: the forward
-     * runs by Winograd's F(2x2, r x r) in groups of its own. */
-    bool winograd, winograd_dx; /* the latter: padding below the kernel size */
+     * and the weight gradient run by Winograd's F(2x2, r x r) in groups of
+     * their own. */
+    bool winograd, winograd_dx; /* the latter: 3x3 only, padding at most 2 */
     int wino_groups;
-    size_t wino_floats; /* u, then one group's v and m */
+    size_t wino_floats; /* u (or the weight gradient's products), then one group's two transforms */
 } conv_plan;
 
 static int threads_now(void) {
@@ -194,9 +195,13 @@ static conv_plan plan_of(const nb_node *n) {
 }
 
 /* Samples [*s0, *s1) of group gi: sizes differ by at most one. */
+static void split_range(int batch, int groups, int gi, int *s0, int *s1) {
+    *s0 = (int)((long)batch * gi / groups);
+    *s1 = (int)((long)batch * (gi + 1) / groups);
+}
+
 static void group_range(const conv_plan *p, int gi, int *s0, int *s1) {
-    *s0 = (int)((long)p->batch * gi / p->groups);
-    *s1 = (int)((long)p->batch * (gi + 1) / p->groups);
+    split_range(p->batch, p->groups, gi, s0, s1);
 }
 
 /* The workspace: per-sample or per-group weight gradients first, then one
@@ -307,7 +312,8 @@ static void winograd_conv(const nb_conv_geom *g, int out_ch, int batch, int grou
     const size_t y_sample = (size_t)out_ch * g->out_h * g->out_w;
     float *v = scratch;
     for (int gi = 0; gi < groups; gi++) {
-        const int s0 = (int)((long)batch * gi / groups), s1 = (int)((long)batch * (gi + 1) / groups);
+        int s0, s1;
+        split_range(batch, groups, gi, &s0, &s1);
         const int count = s1 - s0, total = count * tiles;
         float *m = v + (size_t)planes * channels * total;
         nb_winograd_input(g, x + (size_t)s0 * x_sample, count, v);
@@ -331,8 +337,8 @@ static void winograd_weight_grad(const conv_plan *p, const float *x, const float
     const size_t x_sample = (size_t)channels * g->height * g->width, y_sample = (size_t)out_ch * p->ohw;
     float *mw = ws, *v = ws + (size_t)planes * out_ch * channels;
     for (int gi = 0; gi < p->wino_groups; gi++) {
-        const int s0 = (int)((long)p->batch * gi / p->wino_groups);
-        const int s1 = (int)((long)p->batch * (gi + 1) / p->wino_groups);
+        int s0, s1;
+        split_range(p->batch, p->wino_groups, gi, &s0, &s1);
         const int count = s1 - s0, total = count * tiles;
         float *e = v + (size_t)planes * channels * total;
         nb_winograd_input(g, x + (size_t)s0 * x_sample, count, v);
@@ -346,8 +352,8 @@ static void winograd_weight_grad(const conv_plan *p, const float *x, const float
     nb_winograd_weight_grad(g->kernel_h, out_ch, channels, mw, dw, !first);
 }
 
-/* The input gradient's geometry: dy (O, OH, OW) padded by 2 - pad, out
- * (C, H, W). */
+/* The input gradient's geometry: dy (O, OH, OW) padded by kernel - 1 -
+ * pad, out (C, H, W). */
 static nb_conv_geom adjoint_geom(const conv_plan *p) {
     nb_conv_geom a = p->g;
     a.channels = p->out_ch;
@@ -553,7 +559,7 @@ static void backward_conv(nb_node *n) {
             group_range(&p, gi, &s0, &s1);
             /* Later groups add onto what the earlier ones left in dW. */
             backward_group(&p, x, w, dy, need_w && !dw_winograd ? wn->grad.data : NULL,
-                           gi == 0 && first_w ? 0.0f : 1.0f, need_x && !dx_winograd ? dx : NULL, s0, s1,
+                           gi == 0 && first_w ? 0.0f : 1.0f, dx_winograd ? NULL : dx, s0, s1,
                            ws + p.partials);
         }
     if (dw_winograd) winograd_weight_grad(&p, x, dy, wn->grad.data, first_w, ws);
