@@ -4,8 +4,10 @@
 #   make sanitize    build with ASan+UBSan (clang) into build-san/ and run the suite
 #   make check       both: the command CI runs
 #   make CC=clang    the same build with clang
-# The default build targets generic x86-64 (no -march=native): fast kernels
-# are picked at run time, so a binary runs on any x86-64 machine.
+# The default build targets the architecture's baseline (no -march=native):
+# every fast kernel in src/kernels/targets/ is compiled once per SIMD target
+# of the architecture (ISA_TARGETS) and the best the CPU has is picked at run
+# time, so a binary runs on any x86-64 or AArch64 machine.
 
 CC      ?= cc
 BUILD   ?= build
@@ -22,7 +24,24 @@ TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 EX_SRC    := $(sort $(wildcard examples/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# SIMD targets: each file of src/kernels/targets/ is built once per target
+# with that target's flags and NB_TARGET_<name>, into build/isa/<name>/.
+MACHINE := $(shell $(CC) -dumpmachine)
+ifneq ($(findstring x86_64,$(MACHINE)),)
+ISA_TARGETS := avx512 avx2 generic
+else ifneq ($(findstring aarch64,$(MACHINE)),)
+ISA_TARGETS := neon generic
+else
+ISA_TARGETS := generic
+endif
+ISA_FLAGS_avx512  := -mavx512f -mavx2 -mfma
+ISA_FLAGS_avx2    := -mavx2 -mfma
+ISA_FLAGS_neon    :=
+ISA_FLAGS_generic :=
+ISA_SRC := $(sort $(wildcard src/kernels/targets/*.c))
+ISA_OBJ := $(foreach t,$(ISA_TARGETS),$(ISA_SRC:src/kernels/targets/%.c=$(BUILD)/isa/$(t)/%.o))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(ISA_OBJ)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EXAMPLES := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
@@ -31,9 +50,16 @@ BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 all: $(BUILD)/libnabla.a $(BUILD)/libnabla.so $(BUILD)/nabla $(EXAMPLES) $(TESTS) $(BENCHES) \
      $(BUILD)/tests/header_example
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tools/*.h tests/*.h tests/fixtures/*.h)
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h src/kernels/*/*.h tools/*.h tests/*.h tests/fixtures/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+define ISA_RULE
+$(BUILD)/isa/$(1)/%.o: src/kernels/targets/%.c $(wildcard include/*.h src/*/*.h src/kernels/*/*.h)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $(ISA_FLAGS_$(1)) -DNB_TARGET_$(1) -c $$< -o $$@
+endef
+$(foreach t,$(ISA_TARGETS),$(eval $(call ISA_RULE,$(t))))
 
 $(BUILD)/libnabla.a: $(LIB_OBJ)
 	@rm -f $@

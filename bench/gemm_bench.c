@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
         nb_set_threads(2);
         double two = gflops(&sq, seconds);
         printf("{\"kernel\": \"%s\", \"m\": 1024, \"gflops_1t\": %.2f, \"gflops_2t\": %.2f}\n",
-               nb_gemm_kernel_name(), one, two);
+               nb_isa_name(), one, two);
         return 0;
     }
     const shape shapes[] = {
@@ -91,13 +91,15 @@ int main(int argc, char **argv) {
         {"alexnet classifier.1 dx, batch 8: 8 x 9216 x 4096 (dY W)", 0, 0, 8, 9216, 4096},
         {"alexnet classifier.1 dW, batch 8: 4096 x 9216 x 8 (dY^T x)", 1, 0, 4096, 9216, 8},
     };
-    const nb_gemm_path paths[] = {NB_GEMM_AUTO, NB_GEMM_AVX2, NB_GEMM_GENERIC};
-    for (int p = 0; p < 3; p++) {
-        if (!nb_gemm_use(paths[p]) || (p > 0 && paths[p] == NB_GEMM_AVX2 && !nb_cpu_has_avx512f()))
-            continue; /* AVX2 is shown only as the alternative to AVX-512 */
-        printf("micro-kernel: %s\n", nb_gemm_kernel_name());
+    /* The active target (the best, or NABLA_ISA's) on every shape, then each
+     * other target this CPU runs on the square product. */
+    const char *active = nb_isa_name();
+    const char *const others[] = {"avx512", "avx2", "neon", "generic"};
+    for (int p = -1; p < 4; p++) {
+        if (p >= 0 && (!strcmp(others[p], active) || nb_isa_set(others[p]) != NB_OK)) continue;
+        printf("SIMD target: %s\n", nb_isa_name());
         for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-            if (p > 0 && i > 0) break; /* the other kernels: the square product only */
+            if (p >= 0 && i > 0) break; /* the other targets: the square product only */
             if (only && !strstr(shapes[i].what, only)) continue;
             nb_set_threads(1);
             double one = gflops(&shapes[i], seconds);

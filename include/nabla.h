@@ -88,6 +88,26 @@ void nb_set_allocator(nb_malloc_fn m, nb_realloc_fn r, nb_free_fn f);
 void nb_set_threads(int threads);
 int nb_get_threads(void);
 
+/* SIMD targets. Every fast kernel is built once per target of the build's
+ * architecture ("avx512", "avx2", "generic" on x86-64; "neon", "generic" on
+ * AArch64) and the best one the CPU supports runs, unless the environment
+ * variable NABLA_ISA names another when the first kernel runs. Results
+ * differ between targets only by rounding; within one target they do not
+ * depend on the thread count. */
+/* The target that runs now. */
+const char *nb_isa_name(void);
+/* Run `name`'s kernels from now on (NULL or "auto": the best). NB_ERR_ARG,
+ * changing nothing, when the build lacks it or the CPU cannot run it; the
+ * message lists what can run. Not thread-safe: call it while no kernel runs. */
+nb_status nb_isa_set(const char *name);
+/* Whether this build has `name` and this CPU runs it. */
+int nb_isa_supported(const char *name);
+/* The targets this CPU runs, best first, comma-separated: "avx2, generic". */
+const char *nb_isa_targets(void);
+/* NB_ERR_ARG, naming the reason, when NABLA_ISA is set to a target that
+ * cannot run (the best one runs instead); NB_OK otherwise. */
+nb_status nb_isa_check_env(void);
+
 /* ------------------------------------------------------------------------ */
 /* Tensors and random numbers                                                */
 /* ------------------------------------------------------------------------ */

@@ -96,24 +96,29 @@ static void check_all_shapes(int thorough) {
                 }
 }
 
-static void test_awkward_shapes_auto(void **s) {
+/* Every SIMD target a build can have; the ones this CPU cannot run are
+ * skipped, and each test puts back the target it found (the suite may run
+ * forced to one with NABLA_ISA). */
+static const char *const targets[] = {"generic", "avx2", "avx512", "neon"};
+#define TARGETS 4
+
+static void test_awkward_shapes_active(void **s) {
     (void)s;
-    nb_gemm_use(NB_GEMM_AUTO);
-    print_message("micro-kernel: %s\n", nb_gemm_kernel_name());
+    print_message("SIMD target: %s\n", nb_isa_name());
     check_all_shapes(1);
 }
 
-static void test_awkward_shapes_each_kernel(void **s) {
+static void test_awkward_shapes_each_target(void **s) {
     (void)s;
-    const nb_gemm_path paths[] = {NB_GEMM_GENERIC, NB_GEMM_AVX2, NB_GEMM_AVX512};
-    for (int p = 0; p < 3; p++) {
-        if (!nb_gemm_use(paths[p])) {
-            print_message("micro-kernel %d not available here, skipped\n", (int)paths[p]);
+    const char *was = nb_isa_name();
+    for (int p = 0; p < TARGETS; p++) {
+        if (nb_isa_set(targets[p]) != NB_OK) {
+            print_message("SIMD target %s not available here, skipped\n", targets[p]);
             continue;
         }
         check_all_shapes(0);
     }
-    nb_gemm_use(NB_GEMM_AUTO);
+    assert_int_equal(nb_isa_set(was), NB_OK);
 }
 
 /* K longer than any kernel's KC block (AVX-512 takes 1024 at a time), so
@@ -122,20 +127,21 @@ static void test_long_k_spans_blocks(void **s) {
     (void)s;
     nb_rng rng;
     nb_rng_seed(&rng, 11);
-    const nb_gemm_path paths[] = {NB_GEMM_AUTO, NB_GEMM_GENERIC, NB_GEMM_AVX2, NB_GEMM_AVX512};
-    for (int p = 0; p < 4; p++) {
-        if (!nb_gemm_use(paths[p])) continue;
+    const char *was = nb_isa_name();
+    for (int p = 0; p < TARGETS; p++) {
+        if (nb_isa_set(targets[p]) != NB_OK) continue;
         for (int t = 0; t < 4; t++) {
             gemm_case c = make_case(t & 1, t >> 1, 13, 37, 2500, t, 1.0f, t % 2 ? 0.5f : 0.0f);
             check_case(&c, &rng);
         }
     }
-    nb_gemm_use(NB_GEMM_AUTO);
+    assert_int_equal(nb_isa_set(was), NB_OK);
 }
 
-/* Each SIMD kernel agrees with the portable one to rounding. */
-static void test_kernels_agree_with_generic(void **s) {
+/* Each SIMD target agrees with the portable one to rounding. */
+static void test_targets_agree_with_generic(void **s) {
     (void)s;
+    const char *was = nb_isa_name();
     nb_rng rng;
     nb_rng_seed(&rng, 7);
     for (int t = 0; t < 4; t++) {
@@ -147,16 +153,15 @@ static void test_kernels_agree_with_generic(void **s) {
         fill_uniform(b, b_size(&c), -1, 1, &rng);
         fill_uniform(c0, c_size(&c), -1, 1, &rng);
         memcpy(want, c0, c_size(&c) * sizeof(float));
-        assert_true(nb_gemm_use(NB_GEMM_GENERIC));
+        assert_int_equal(nb_isa_set("generic"), NB_OK);
         run(&c, a, b, want);
-        const nb_gemm_path simd[] = {NB_GEMM_AVX2, NB_GEMM_AVX512};
-        for (int p = 0; p < 2; p++) {
-            if (!nb_gemm_use(simd[p])) continue;
+        for (int p = 1; p < TARGETS; p++) {
+            if (nb_isa_set(targets[p]) != NB_OK) continue;
             memcpy(got, c0, c_size(&c) * sizeof(float));
             run(&c, a, b, got);
             for (size_t i = 0; i < c_size(&c); i++) assert_float_equal(got[i], want[i], 2e-4);
         }
-        nb_gemm_use(NB_GEMM_AUTO);
+        assert_int_equal(nb_isa_set(was), NB_OK);
         free(a), free(b), free(c0), free(want), free(got);
     }
 }
@@ -184,11 +189,11 @@ static void test_threads_bit_identical(void **s) {
     nb_rng rng;
     nb_rng_seed(&rng, 9);
     int saved = nb_get_threads();
-    const nb_gemm_path paths[] = {NB_GEMM_AUTO, NB_GEMM_GENERIC, NB_GEMM_AVX2};
-    const int shapes[][3] = {{257, 263, 300}, {1000, 37, 517}, {20, 1100, 700}, {1031, 1013, 8}};
-    for (int p = 0; p < 3; p++) {
-        if (!nb_gemm_use(paths[p])) continue;
-        for (int sh = 0; sh < 4; sh++)
+    const char *was = nb_isa_name();
+    const int shapes[][3] = {{257, 263, 300}, {1000, 37, 517}, {20, 1100, 700}, {1031, 1013, 8}, {8, 4096, 600}};
+    for (int p = 0; p < TARGETS; p++) {
+        if (nb_isa_set(targets[p]) != NB_OK) continue;
+        for (int sh = 0; sh < 5; sh++)
             for (int t = 0; t < 4; t++) {
                 gemm_case c = make_case(t & 1, t >> 1, shapes[sh][0], shapes[sh][1], shapes[sh][2],
                                         1, 1.0f, t == 3 ? 0.0f : 0.5f);
@@ -206,7 +211,7 @@ static void test_threads_bit_identical(void **s) {
                 free(a), free(b), free(one), free(two);
             }
     }
-    nb_gemm_use(NB_GEMM_AUTO);
+    assert_int_equal(nb_isa_set(was), NB_OK);
     nb_set_threads(saved);
 }
 
@@ -239,24 +244,36 @@ static void test_reference_matches_known_product(void **s) {
     }
 }
 
-static void test_force_path(void **s) {
+/* Forcing a target: what the CPU runs is taken and reported, an unknown
+ * or unsupported name is refused with the list of what runs, and changes
+ * nothing. */
+static void test_force_target(void **s) {
     (void)s;
-    assert_true(nb_gemm_use(NB_GEMM_GENERIC));
-    assert_string_equal(nb_gemm_kernel_name(), "generic");
-    if (nb_gemm_use(NB_GEMM_AVX512)) assert_string_equal(nb_gemm_kernel_name(), "avx512");
-    nb_gemm_use(NB_GEMM_AUTO);
-    if (nb_cpu_has_avx512f()) assert_string_equal(nb_gemm_kernel_name(), "avx512");
-    else if (nb_cpu_has_avx2_fma()) assert_string_equal(nb_gemm_kernel_name(), "avx2");
+    const char *was = nb_isa_name();
+    assert_int_equal(nb_isa_set("generic"), NB_OK);
+    assert_string_equal(nb_isa_name(), "generic");
+    assert_true(nb_isa_supported("generic"));
+    assert_int_equal(nb_isa_set("sse9"), NB_ERR_ARG);
+    assert_non_null(strstr(nb_last_error(), "unknown SIMD target 'sse9'"));
+    assert_string_equal(nb_isa_name(), "generic");
+    for (int p = 1; p < TARGETS; p++)
+        if (!nb_isa_supported(targets[p])) {
+            assert_int_equal(nb_isa_set(targets[p]), NB_ERR_ARG);
+            assert_non_null(strstr(nb_last_error(), "generic"));
+        }
+    assert_int_equal(nb_isa_set(NULL), NB_OK); /* the best this CPU has: listed first */
+    assert_int_equal(strncmp(nb_isa_targets(), nb_isa_name(), strlen(nb_isa_name())), 0);
+    assert_int_equal(nb_isa_set(was), NB_OK);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_matches_known_product),
         cmocka_unit_test(test_degenerate_sizes),
-        cmocka_unit_test(test_force_path),
-        cmocka_unit_test(test_awkward_shapes_auto),
-        cmocka_unit_test(test_awkward_shapes_each_kernel),
-        cmocka_unit_test(test_kernels_agree_with_generic),
+        cmocka_unit_test(test_force_target),
+        cmocka_unit_test(test_awkward_shapes_active),
+        cmocka_unit_test(test_awkward_shapes_each_target),
+        cmocka_unit_test(test_targets_agree_with_generic),
         cmocka_unit_test(test_long_k_spans_blocks),
         cmocka_unit_test(test_short_k_products),
         cmocka_unit_test(test_threads_bit_identical),

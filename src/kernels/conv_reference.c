@@ -71,8 +71,3 @@ void nb_conv_input_grad_reference(const nb_conv_geom *g, int out_ch, const float
                 dx[((size_t)c * g->height + ih) * g->width + iw] += (float)acc;
             }
 }
-
-void nb_relu_inplace(float *x, size_t n) {
-    NB_SIMD
-    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0.0f;
-}

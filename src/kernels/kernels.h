@@ -37,27 +37,8 @@ void nb_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
 void nb_sgemm_reference(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                         int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
-/* The micro-kernels nb_sgemm can run. AUTO picks the best the CPU has. */
-typedef enum nb_gemm_path {
-    NB_GEMM_AUTO = 0,
-    NB_GEMM_GENERIC, /* portable C */
-    NB_GEMM_AVX2,    /* AVX2 + FMA, 6 x 16 tiles */
-    NB_GEMM_AVX512   /* AVX-512F, 6 x 32 tiles */
-} nb_gemm_path;
-
-/* Force a micro-kernel (tests and benchmarks hold the SIMD paths against the
- * portable one). Returns 0, changing nothing, when this CPU or this build
- * lacks it. Not thread-safe: call it while no nb_sgemm is running. */
-int nb_gemm_use(nb_gemm_path path);
-/* The name of the micro-kernel nb_sgemm runs now: "avx512", "avx2", "generic". */
-const char *nb_gemm_kernel_name(void);
-
-/* ---- CPU features (cpu.c) -------------------------------------------------- */
-
-/* Whether the CPU and the OS support the instruction set, and the compiler
- * could build code for it. */
-int nb_cpu_has_avx2_fma(void);
-int nb_cpu_has_avx512f(void);
+/* Which target's kernels run (every fast kernel here has a build per
+ * target: nb_isa_name, nb_isa_set in nabla.h; the table in isa.h). */
 
 /* ---- convolution lowering (im2col.c) --------------------------------------- */
 
@@ -89,7 +70,7 @@ void nb_col2im_add(const nb_conv_geom *g, const float *cols, int count, float *x
 
 /* Whether the direct kernels take this geometry on this CPU: stride 1, at
  * most NB_CONV_DIRECT_MAX_CHANNELS input channels, output rows of 16 or
- * more, a padded sample that fits the stack buffer, and AVX-512. */
+ * more, and a padded sample that fits the stack buffer. */
 int nb_conv_direct_fits(const nb_conv_geom *g);
 
 /* ONE sample. x is (C, H, W); w is (O, C, KH, KW); b is (O) or NULL; y is
@@ -164,8 +145,8 @@ void nb_maxpool_forward_reference(const float *x, int h, int w, int kh, int kw, 
 
 /* ---- channel-vectorised direct convolution (conv_cv.c) --------------------- */
 
-/* Whether the kernels below take this layer on this CPU: at least 12
- * output channels, a small layer, and AVX-512. Any stride and padding. */
+/* Whether the kernels below take this layer: at least 12 output channels
+ * and a small layer. Any stride and padding. */
 int nb_conv_cv_fits(const nb_conv_geom *g, int out_ch);
 /* Floats of the packed weights wt ([O/16 blocks][C*KH*KW][16]) and of the
  * scratch one call needs (one per thread running at once). */

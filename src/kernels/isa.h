@@ -1,0 +1,123 @@
+/* isa.h — the dispatch table: one per target CPU, each holding that
+ * target's build of every fast kernel (src/kernels/targets/, compiled once
+ * per target) and the blocking that suits its registers. The drivers
+ * beside this file (GEMM blocking and threads, the convolution and pooling
+ * entry points) call through the table of the active target, chosen on
+ * first use: the best the CPU has, or the one NABLA_ISA or nb_isa_set
+ * names. Internal to the library; nabla.h exposes the names only. */
+#ifndef NB_ISA_H
+#define NB_ISA_H
+
+#include "kernels/kernels.h"
+
+/* One product for the GEMM kernels that read A and B where they lie. */
+typedef struct nb_gemm_args {
+    int trans_a, trans_b, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+} nb_gemm_args;
+
+typedef struct nb_isa {
+    const char *name; /* "avx512", "avx2", "neon", "generic" */
+    int lanes, vregs;
+
+    /* GEMM (see gemm.c): the MR x NR micro-kernel and its cache blocking,
+     * the transposing B packer (nr a multiple of lanes), the few-rows
+     * kernels and the short-K rows. */
+    int gemm_mr, gemm_nr, gemm_kc, gemm_mc, gemm_nc;
+    void (*gemm_tile)(int kc, const float *a, const float *b, float *c, int ldc, float alpha, float beta);
+    void (*gemm_pack_b_transposed)(const float *B, int ldb, int p0, int kc, int j0, int cols, int nr, float *dst);
+    /* C rows 0..M-1 (M <= 8), columns n0..n1-1: B stored N x K with A packed
+     * [K / lanes][M][lanes] in ap (dot), or B stored K x N, sums kept in acc
+     * [M][n1 - n0] (axpy). */
+    void (*gemm_few_rows_dot)(const nb_gemm_args *g, const float *ap, int M, int n0, int n1);
+    void (*gemm_few_rows_axpy)(const nb_gemm_args *g, int M, int n0, int n1, float *acc);
+    void (*gemm_short_k_rows)(const nb_gemm_args *g, int N, int m0, int m1);
+
+    /* Convolutions and pooling: the contracts of kernels.h's nb_ entry points. */
+    void (*conv_direct_forward)(const nb_conv_geom *g, int out_ch, const float *x, const float *w,
+                                const float *b, float *y, int relu);
+    void (*conv_direct_backward)(const nb_conv_geom *g, int out_ch, const float *x, const float *dy,
+                                 float *dw, float *db);
+    void (*conv_cv_forward)(const nb_conv_geom *g, int out_ch, const float *x, const float *wt,
+                            const float *b, float *y, float *scratch, int relu);
+    void (*conv_cv_weight_grad)(const nb_conv_geom *g, int out_ch, const float *x, const float *dy,
+                                float *dwt, int first, float *scratch);
+    void (*conv_cv_input_grad)(const nb_conv_geom *g, int out_ch, const float *w, const float *dy,
+                               float *dx, float *scratch);
+    void (*maxpool2x2_forward)(const float *x, int h, int w, float *y, int32_t *arg);
+    void (*maxpool2x2_backward)(const float *dy, const int32_t *arg, int h, int w, float *dx);
+    void (*maxpool_forward)(const float *x, int h, int w, int kh, int kw, int sh, int sw, float *y,
+                            int32_t *arg);
+    void (*winograd_weights)(int kernel, int out_ch, int channels, const float *w, float *u, int adjoint);
+    void (*winograd_input)(const nb_conv_geom *g, const float *x, int count, float *v);
+    void (*winograd_output)(const nb_conv_geom *g, int out_ch, const float *m, int count, const float *b,
+                            float *y, int relu, int accumulate);
+    void (*winograd_grad_output)(const nb_conv_geom *g, int out_ch, const float *dy, int count, float *e);
+    void (*winograd_weight_grad)(int kernel, int out_ch, int channels, const float *mw, float *dw,
+                                 int accumulate);
+
+    /* Elementwise loops. */
+    void (*relu_inplace)(float *x, size_t n);
+
+    /* The FMA-peak probe: `iters` rounds of fma_peak_chains independent
+     * vector FMAs, as many as the register file holds beside the two
+     * constants, so no chain spills; returns the seconds taken. */
+    int fma_peak_chains;
+    double (*fma_peak)(long iters, volatile float *sink);
+} nb_isa;
+
+/* The table of the target in use (chosen on first call). */
+const nb_isa *nb_isa_active(void);
+
+/* ---- geometry the drivers and the per-target kernels share ---------------- */
+
+#include <string.h>
+
+/* Direct convolution (conv_direct.c): the zero-padded image of one sample
+ * is every input row plus the padding, and wide enough for whole 32-column
+ * blocks of the output plus the kernel's reach, so every target's vector
+ * loads (32 columns or fewer a pass) stay inside it. */
+static inline int nb_conv_direct_padded_h(const nb_conv_geom *g) { return g->height + 2 * g->pad_h; }
+static inline int nb_conv_direct_padded_w(const nb_conv_geom *g) {
+    int blocks = (g->out_w + 31) / 32;
+    return (blocks * 32 + g->kernel_w - 1 + 15) / 16 * 16;
+}
+
+/* Channel-vectorised convolution (conv_cv.c): output channels in blocks of
+ * 16, whatever the target's vector width (a block is one to four vectors). */
+#define NB_CV_BLOCK 16
+static inline int nb_conv_cv_padded_h(const nb_conv_geom *g) { return g->height + 2 * g->pad_h; }
+static inline int nb_conv_cv_padded_w(const nb_conv_geom *g) { return g->width + 2 * g->pad_w; }
+static inline int nb_conv_cv_taps(const nb_conv_geom *g) { return g->channels * g->kernel_h * g->kernel_w; }
+/* Position pos's offset into the padded image. */
+static inline int nb_conv_cv_base(const nb_conv_geom *g, int pos, int wp) {
+    int oh = pos / g->out_w, ow = pos % g->out_w;
+    return oh * g->stride_h * wp + ow * g->stride_w;
+}
+/* The zero-padded image and the tap offsets, at the front of scratch. */
+static inline float *nb_conv_cv_prepare(const nb_conv_geom *g, const float *x, float *scratch, int **off) {
+    const int hp = nb_conv_cv_padded_h(g), wp = nb_conv_cv_padded_w(g);
+    float *xp = scratch;
+    memset(xp, 0, (size_t)g->channels * hp * wp * sizeof(float));
+    for (int c = 0; c < g->channels; c++)
+        for (int ih = 0; ih < g->height; ih++)
+            memcpy(xp + ((size_t)c * hp + ih + g->pad_h) * wp + g->pad_w, x + ((size_t)c * g->height + ih) * g->width,
+                   (size_t)g->width * sizeof(float));
+    int *o = (int *)(xp + (size_t)g->channels * hp * wp);
+    int t = 0;
+    for (int c = 0; c < g->channels; c++)
+        for (int kh = 0; kh < g->kernel_h; kh++)
+            for (int kw = 0; kw < g->kernel_w; kw++) o[t++] = (c * hp + kh) * wp + kw;
+    *off = o;
+    return xp;
+}
+/* Where the block buffer starts: after the image and offsets, 64-byte aligned. */
+static inline float *nb_conv_cv_block_of(const nb_conv_geom *g, float *scratch) {
+    size_t used = (size_t)g->channels * nb_conv_cv_padded_h(g) * nb_conv_cv_padded_w(g) + (size_t)nb_conv_cv_taps(g);
+    uintptr_t p = (uintptr_t)(scratch + used);
+    return (float *)((p + 63) & ~(uintptr_t)63);
+}
+
+#endif

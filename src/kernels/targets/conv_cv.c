@@ -1,0 +1,196 @@
+/* targets/conv_cv.c — the channel-vectorised direct convolution (see
+ * src/kernels/conv_cv.c for the layouts and the order of the sums), over
+ * simd.h, built per target. ONE sample per call.
+ *
+ * A block is NB_CV_BLOCK = 16 output channels, CV_NV vectors of the
+ * target. Forward: CV_NP output positions of a block at once, each tap one
+ * broadcast input pixel times the block's weights for the tap, so a weight
+ * load feeds CV_NP FMAs. Weight gradient: CV_NP taps of a block at once,
+ * summed over positions. Input gradient: a vector of positions of the
+ * column matrix for IG_TAPS taps at once, then col2im. */
+#include "kernels/targets/targets.h"
+
+#define CV_NV (NB_CV_BLOCK / NB_LANES)
+/* Accumulators CV_NP x CV_NV, plus the block's weights and one broadcast. */
+#if NB_LANES >= 16
+#define CV_NP 8
+#elif NB_VREGS >= 32 || NB_LANES >= 8
+#define CV_NP 6
+#else
+#define CV_NP 2
+#endif
+#define IG_TAPS 8
+
+NB_VINLINE vf load_n(const float *p, int n) { return n >= NB_LANES ? vf_load(p) : vf_load_part(p, n); }
+
+/* ---- forward ------------------------------------------------------------------ */
+
+/* Outputs pos0 .. pos0+np-1 of one block, into out[pos][16]. */
+NB_VINLINE void fwd_block(const nb_conv_geom *g, const float *xp, const int *off, const float *wb, const vf *bias,
+                          float *out, int pos0, int relu, const int np) {
+    const int wp = nb_conv_cv_padded_w(g), k = nb_conv_cv_taps(g);
+    vf acc[CV_NP][CV_NV];
+    const float *xs[CV_NP];
+#pragma GCC unroll 8
+    for (int p = 0; p < CV_NP; p++) {
+        xs[p] = xp + (p < np ? nb_conv_cv_base(g, pos0 + p, wp) : 0);
+#pragma GCC unroll 4
+        for (int j = 0; j < CV_NV; j++) acc[p][j] = bias[j];
+    }
+    for (int t = 0; t < k; t++) {
+        vf wv[CV_NV];
+#pragma GCC unroll 4
+        for (int j = 0; j < CV_NV; j++) wv[j] = vf_load(wb + (size_t)t * NB_CV_BLOCK + j * NB_LANES);
+        const int o = off[t];
+#pragma GCC unroll 8
+        for (int p = 0; p < np; p++) {
+            const vf xv = vf_set1(xs[p][o]);
+#pragma GCC unroll 4
+            for (int j = 0; j < CV_NV; j++) acc[p][j] = vf_fma(xv, wv[j], acc[p][j]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int p = 0; p < np; p++)
+#pragma GCC unroll 4
+        for (int j = 0; j < CV_NV; j++)
+            vf_store(out + (size_t)(pos0 + p) * NB_CV_BLOCK + j * NB_LANES, relu ? vf_relu(acc[p][j]) : acc[p][j]);
+}
+
+void NB_K(conv_cv_forward)(const nb_conv_geom *g, int out_ch, const float *x, const float *wt, const float *b,
+                           float *y, float *scratch, int relu) {
+    int *off;
+    const float *xp = nb_conv_cv_prepare(g, x, scratch, &off);
+    float *out = nb_conv_cv_block_of(g, scratch);
+    const int k = nb_conv_cv_taps(g), ohw = g->out_h * g->out_w;
+    for (int blk = 0; blk * NB_CV_BLOCK < out_ch; blk++) {
+        const int valid = out_ch - blk * NB_CV_BLOCK < NB_CV_BLOCK ? out_ch - blk * NB_CV_BLOCK : NB_CV_BLOCK;
+        vf bias[CV_NV];
+        for (int j = 0; j < CV_NV; j++)
+            bias[j] = b ? vf_load_part(b + blk * NB_CV_BLOCK + j * NB_LANES, valid - j * NB_LANES) : vf_zero();
+        const float *wb = wt + (size_t)blk * k * NB_CV_BLOCK;
+        int pos0 = 0;
+        for (; pos0 + CV_NP <= ohw; pos0 += CV_NP) fwd_block(g, xp, off, wb, bias, out, pos0, relu, CV_NP);
+        if (pos0 < ohw) fwd_block(g, xp, off, wb, bias, out, pos0, relu, ohw - pos0);
+        /* out is [position][16 channels]; y wants each channel's plane. */
+        for (int j = 0; j < valid; j++) {
+            float *yo = y + (size_t)(blk * NB_CV_BLOCK + j) * ohw;
+            for (int pos = 0; pos < ohw; pos++) yo[pos] = out[(size_t)pos * NB_CV_BLOCK + j];
+        }
+    }
+}
+
+/* ---- weight gradient ---------------------------------------------------------- */
+
+/* Taps t0 .. t0+nt-1 of one block, summed over every position. */
+NB_VINLINE void wg_block(const nb_conv_geom *g, const float *xp, const int *off, const float *dyt, float *dwb,
+                         int first, int t0, const int nt) {
+    const int wp = nb_conv_cv_padded_w(g);
+    vf acc[CV_NP][CV_NV];
+    int o[CV_NP];
+#pragma GCC unroll 8
+    for (int t = 0; t < CV_NP; t++) {
+        o[t] = t < nt ? off[t0 + t] : 0;
+#pragma GCC unroll 4
+        for (int j = 0; j < CV_NV; j++)
+            acc[t][j] = first || t >= nt ? vf_zero() : vf_load(dwb + (size_t)(t0 + t) * NB_CV_BLOCK + j * NB_LANES);
+    }
+    for (int oh = 0, pos = 0; oh < g->out_h; oh++) {
+        const float *xq = xp + oh * g->stride_h * wp;
+        for (int ow = 0; ow < g->out_w; ow++, pos++, xq += g->stride_w) {
+            vf d[CV_NV];
+#pragma GCC unroll 4
+            for (int j = 0; j < CV_NV; j++) d[j] = vf_load(dyt + (size_t)pos * NB_CV_BLOCK + j * NB_LANES);
+#pragma GCC unroll 8
+            for (int t = 0; t < nt; t++) {
+                const vf xv = vf_set1(xq[o[t]]);
+#pragma GCC unroll 4
+                for (int j = 0; j < CV_NV; j++) acc[t][j] = vf_fma(xv, d[j], acc[t][j]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++)
+#pragma GCC unroll 4
+        for (int j = 0; j < CV_NV; j++) vf_store(dwb + (size_t)(t0 + t) * NB_CV_BLOCK + j * NB_LANES, acc[t][j]);
+}
+
+void NB_K(conv_cv_weight_grad)(const nb_conv_geom *g, int out_ch, const float *x, const float *dy, float *dwt,
+                               int first, float *scratch) {
+    int *off;
+    const float *xp = nb_conv_cv_prepare(g, x, scratch, &off);
+    float *dyt = nb_conv_cv_block_of(g, scratch);
+    const int k = nb_conv_cv_taps(g), ohw = g->out_h * g->out_w;
+    for (int blk = 0; blk * NB_CV_BLOCK < out_ch; blk++) {
+        const int valid = out_ch - blk * NB_CV_BLOCK < NB_CV_BLOCK ? out_ch - blk * NB_CV_BLOCK : NB_CV_BLOCK;
+        /* dy of this block of channels as [position][16], zero past the last. */
+        for (int pos = 0; pos < ohw; pos++)
+            for (int j = 0; j < NB_CV_BLOCK; j++)
+                dyt[(size_t)pos * NB_CV_BLOCK + j] = j < valid ? dy[(size_t)(blk * NB_CV_BLOCK + j) * ohw + pos] : 0.0f;
+        float *dwb = dwt + (size_t)blk * k * NB_CV_BLOCK;
+        int t0 = 0;
+        for (; t0 + CV_NP <= k; t0 += CV_NP) wg_block(g, xp, off, dyt, dwb, first, t0, CV_NP);
+        if (t0 < k) wg_block(g, xp, off, dyt, dwb, first, t0, k - t0);
+    }
+}
+
+/* ---- input gradient ------------------------------------------------------------ */
+
+/* cols[t][pos] = sum over o of w[o][t] dy[o][pos], for the positions
+ * p0 .. p0+np-1 (one vector) and taps t0 .. t0+nt-1. */
+NB_VINLINE void ig_block(const float *w, const float *dy, float *cols, int out_ch, int k, int ohw, int p0, int np,
+                         int t0, const int nt) {
+    vf acc[IG_TAPS];
+#pragma GCC unroll 8
+    for (int t = 0; t < IG_TAPS; t++) acc[t] = vf_zero();
+    for (int o = 0; o < out_ch; o++) {
+        const vf d = load_n(dy + (size_t)o * ohw + p0, np);
+        const float *wo = w + (size_t)o * k + t0;
+#pragma GCC unroll 8
+        for (int t = 0; t < nt; t++) acc[t] = vf_fma(vf_set1(wo[t]), d, acc[t]);
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < nt; t++) {
+        float *dst = cols + (size_t)(t0 + t) * ohw + p0;
+        if (np >= NB_LANES) vf_store(dst, acc[t]);
+        else vf_store_part(dst, acc[t], np);
+    }
+}
+
+void NB_K(conv_cv_input_grad)(const nb_conv_geom *g, int out_ch, const float *w, const float *dy, float *dx,
+                              float *scratch) {
+    const int k = nb_conv_cv_taps(g), ohw = g->out_h * g->out_w;
+    float *cols = scratch;
+    for (int p0 = 0; p0 < ohw; p0 += NB_LANES) {
+        const int np = ohw - p0;
+        int t0 = 0;
+        for (; t0 + IG_TAPS <= k; t0 += IG_TAPS) ig_block(w, dy, cols, out_ch, k, ohw, p0, np, t0, IG_TAPS);
+        if (t0 < k) ig_block(w, dy, cols, out_ch, k, ohw, p0, np, t0, k - t0);
+    }
+    if (g->stride_w != 1 || g->stride_h != 1 || nb_conv_cv_padded_w(g) > NB_LANES) {
+        nb_col2im_add(g, cols, 1, dx);
+        return;
+    }
+    /* Stride 1 and a padded row that fits a vector: each input row (c, ih)
+     * is summed in a register from the column rows that reach it, every kh
+     * whose output row oh = ih + pad - kh exists and every kw, shifted into
+     * place by a load of lanes kw .. kw + OW - 1 from kw floats before the
+     * column row (element ow lands in lane ow + kw), then added to dx. */
+    for (int c = 0; c < g->channels; c++)
+        for (int r = g->pad_h; r < g->pad_h + g->height; r++) {
+            vf acc = vf_zero();
+            for (int kh = 0; kh < g->kernel_h; kh++) {
+                const int oh = r - kh;
+                if (oh < 0 || oh >= g->out_h) continue;
+                const float *src = cols + ((size_t)(c * g->kernel_h + kh) * g->kernel_w) * ohw + (size_t)oh * g->out_w;
+                /* Each kh its own chain of adds, so the rows overlap in flight. */
+                vf part = vf_zero();
+                for (int kw = 0; kw < g->kernel_w; kw++, src += ohw)
+                    part = vf_add(part, vf_load_range(src - kw, kw, kw + g->out_w));
+                acc = vf_add(acc, part);
+            }
+            float lanes[NB_LANES];
+            vf_store(lanes, acc);
+            float *dst = dx + ((size_t)c * g->height + r - g->pad_h) * g->width;
+            for (int ix = 0; ix < g->width; ix++) dst[ix] += lanes[ix + g->pad_w];
+        }
+}

@@ -1,0 +1,86 @@
+/* targets/maxpool.c — max pooling over simd.h, built per target (the rule
+ * and the layouts are in src/kernels/maxpool.c): a vector of outputs of a
+ * row at a time, the window's taps compared in row-major order with a
+ * strict >, a NaN winning over a number, the winner's index carried in an
+ * integer vector. */
+#include "kernels/targets/targets.h"
+
+/* Take v (at positions pos) where it beats the running maximum m. */
+#define TAKE(v, pos)                                                                               \
+    do {                                                                                           \
+        const vm k = vm_or(vf_gt(v, m), vm_andnot(vf_isnan(v), vf_isnan(m)));                      \
+        m = vf_select(k, v, m);                                                                    \
+        a = vi_select(k, pos, a);                                                                  \
+    } while (0)
+
+/* 2x2, stride 2: two input rows are loaded two vectors at a time, split
+ * into even and odd columns, and compared in the window's order. */
+void NB_K(maxpool2x2_forward)(const float *x, int h, int w, float *y, int32_t *arg) {
+    const int oh = h / 2, ow = w / 2;
+    for (int oy = 0; oy < oh; oy++) {
+        const float *r0 = x + (size_t)2 * oy * w, *r1 = r0 + w;
+        for (int ox = 0; ox < ow; ox += NB_LANES) {
+            const int n = ow - ox < NB_LANES ? ow - ox : NB_LANES;
+            vf e0, o0, e1, o1;
+            vf_deinterleave(vf_load_part(r0 + 2 * ox, 2 * n), vf_load_part(r0 + 2 * ox + NB_LANES, 2 * n - NB_LANES), &e0, &o0);
+            vf_deinterleave(vf_load_part(r1 + 2 * ox, 2 * n), vf_load_part(r1 + 2 * ox + NB_LANES, 2 * n - NB_LANES), &e1, &o1);
+            const vi base = vi_ramp(2 * oy * w + 2 * ox, 2);
+            vf m = e0;
+            vi a = base;
+            TAKE(o0, vi_add(base, vi_set1(1)));
+            TAKE(e1, vi_add(base, vi_set1(w)));
+            TAKE(o1, vi_add(base, vi_set1(w + 1)));
+            vf_store_part(y + (size_t)oy * ow + ox, m, n);
+            vi_store_part(arg + (size_t)oy * ow + ox, a, n);
+        }
+    }
+}
+
+/* The windows tile the image, so every input gradient is written: the
+ * output's gradient at the winner, 0 at the other three, interleaved back
+ * into the two rows. */
+void NB_K(maxpool2x2_backward)(const float *dy, const int32_t *arg, int h, int w, float *dx) {
+    const int oh = h / 2, ow = w / 2;
+    for (int oy = 0; oy < oh; oy++) {
+        float *r0 = dx + (size_t)2 * oy * w, *r1 = r0 + w;
+        for (int ox = 0; ox < ow; ox += NB_LANES) {
+            const int n = ow - ox < NB_LANES ? ow - ox : NB_LANES;
+            const vf g = vf_load_part(dy + (size_t)oy * ow + ox, n);
+            const vi a = vi_load_part(arg + (size_t)oy * ow + ox, n);
+            const vi base = vi_ramp(2 * oy * w + 2 * ox, 2);
+            const vf v00 = vf_keep(vi_eq(a, base), g), v01 = vf_keep(vi_eq(a, vi_add(base, vi_set1(1))), g);
+            const vf v10 = vf_keep(vi_eq(a, vi_add(base, vi_set1(w))), g);
+            const vf v11 = vf_keep(vi_eq(a, vi_add(base, vi_set1(w + 1))), g);
+            vf lo, hi;
+            vf_interleave(v00, v01, &lo, &hi);
+            vf_store_part(r0 + 2 * ox, lo, 2 * n);
+            vf_store_part(r0 + 2 * ox + NB_LANES, hi, 2 * n - NB_LANES);
+            vf_interleave(v10, v11, &lo, &hi);
+            vf_store_part(r1 + 2 * ox, lo, 2 * n);
+            vf_store_part(r1 + 2 * ox + NB_LANES, hi, 2 * n - NB_LANES);
+        }
+    }
+}
+
+/* Any window and stride, no padding: each tap of the window is a gather of
+ * the pixels it meets (columns ox*sw + j); lanes past the row's last
+ * output gather nothing. */
+void NB_K(maxpool_forward)(const float *x, int h, int w, int kh, int kw, int sh, int sw, float *y, int32_t *arg) {
+    const int oh = (h - kh) / sh + 1, ow = (w - kw) / sw + 1;
+    for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox += NB_LANES) {
+            const int n = ow - ox < NB_LANES ? ow - ox : NB_LANES;
+            const vi base = vi_ramp(oy * sh * w + ox * sw, sw);
+            vf m = vf_gather_part(x, base, n);
+            vi a = base;
+            for (int i = 0; i < kh; i++)
+                for (int j = 0; j < kw; j++) {
+                    if (i == 0 && j == 0) continue;
+                    const vi pos = vi_add(base, vi_set1(i * w + j));
+                    const vf v = vf_gather_part(x, pos, n);
+                    TAKE(v, pos);
+                }
+            vf_store_part(y + (size_t)oy * ow + ox, m, n);
+            vi_store_part(arg + (size_t)oy * ow + ox, a, n);
+        }
+}

@@ -1,0 +1,41 @@
+/* targets/table.c — this target's dispatch table: its build of every
+ * kernel in targets/ and the blocking that suits its registers. The
+ * symbol is nb_isa_<target> (isa.c chooses among them). */
+#include "kernels/targets/targets.h"
+
+const nb_isa NB_K(nb_isa) = {
+    .name = NB_ISA_NAME,
+    .lanes = NB_LANES,
+    .vregs = NB_VREGS,
+    /* KC is long: measured on a Zen 4 core (1024^3, one thread), KC = 256
+     * gave 76-90 GFLOP/s and KC = 1024 gave 102-106 (90% of the FMA peak)
+     * with 16 lanes; each kernel call then streams its slivers from L2 for
+     * a thousand steps of k. Narrower vectors keep a KC x NR sliver of B
+     * about as large in bytes with a shorter KC. */
+    .gemm_mr = GEMM_MR,
+    .gemm_nr = GEMM_NR,
+    .gemm_kc = NB_LANES >= 16 ? 1024 : 512,
+    .gemm_mc = NB_LANES >= 16 ? 96 : 120,
+    .gemm_nc = 2048,
+    .gemm_tile = NB_K(gemm_tile),
+    .gemm_pack_b_transposed = NB_K(gemm_pack_b_transposed),
+    .gemm_few_rows_dot = NB_K(gemm_few_rows_dot),
+    .gemm_few_rows_axpy = NB_K(gemm_few_rows_axpy),
+    .gemm_short_k_rows = NB_K(gemm_short_k_rows),
+    .conv_direct_forward = NB_K(conv_direct_forward),
+    .conv_direct_backward = NB_K(conv_direct_backward),
+    .conv_cv_forward = NB_K(conv_cv_forward),
+    .conv_cv_weight_grad = NB_K(conv_cv_weight_grad),
+    .conv_cv_input_grad = NB_K(conv_cv_input_grad),
+    .maxpool2x2_forward = NB_K(maxpool2x2_forward),
+    .maxpool2x2_backward = NB_K(maxpool2x2_backward),
+    .maxpool_forward = NB_K(maxpool_forward),
+    .winograd_weights = NB_K(winograd_weights),
+    .winograd_input = NB_K(winograd_input),
+    .winograd_output = NB_K(winograd_output),
+    .winograd_grad_output = NB_K(winograd_grad_output),
+    .winograd_weight_grad = NB_K(winograd_weight_grad),
+    .relu_inplace = NB_K(relu_inplace),
+    .fma_peak_chains = FMA_PEAK_CHAINS,
+    .fma_peak = NB_K(fma_peak),
+};
