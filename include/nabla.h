@@ -107,6 +107,12 @@ const char *nb_isa_targets(void);
 /* NB_ERR_ARG, naming the reason, when NABLA_ISA is set to a target that
  * cannot run (the best one runs instead); NB_OK otherwise. */
 nb_status nb_isa_check_env(void);
+/* The single-thread FP32 FMA peak of the running target in GFLOP/s (an FMA
+ * counts 2): the best of short runs over about `seconds` of independent
+ * vector FMA chains, as many as the target's registers hold without a
+ * spill. The yardstick "% of peak" is quoted against; measure it while the
+ * other threads are idle. */
+double nb_isa_fma_peak_gflops(double seconds);
 
 /* ------------------------------------------------------------------------ */
 /* Tensors and random numbers                                                */

@@ -7,7 +7,6 @@
  * round is reported), then one profiled round per mode for the per-layer
  * table, then a count of the allocations a steady-state step makes. */
 #include "cli.h"
-#include "fma_peak.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -32,6 +31,8 @@ static const char help[] =
     "  --peak G       FMA peak of one core in GFLOP/s (default: measured)\n"
     "  --classes N    output classes (default 10; alexnet 1000)\n"
     "  --no-layers    skip the per-layer profile\n"
+    "  --isa T        run SIMD target T (avx512, avx2, neon, generic; default: the best\n"
+    "                 this CPU has, or NABLA_ISA's); one the CPU lacks is refused\n"
     "  --json         print one JSON object instead of the table\n";
 
 typedef struct bench_args {
@@ -139,6 +140,14 @@ static int bench_option(cli_args *a, bench_args *b) {
     long n;
     if (cli_is(a, "--json")) return cli_flag(a) ? (b->json = true, 1) : -1;
     if (cli_is(a, "--no-layers")) return cli_flag(a) ? (b->layers = false, 1) : -1;
+    if (cli_is(a, "--isa")) {
+        if (!(v = cli_value(a))) return -1;
+        if (nb_isa_set(v) != NB_OK) {
+            cli_error("--isa: %s", nb_last_error());
+            return -1;
+        }
+        return 1;
+    }
     static const char *const valued[] = {"--batch", "--steps", "--rounds", "--peak"};
     int k = -1;
     for (int i = 0; i < 4; i++)
@@ -159,8 +168,8 @@ static void print_json(const bench_args *b, const workload *w, double train_s, d
     int threads = nb_get_threads();
     printf("{\"model\": ");
     cli_json_string(nb_model_name(w->m));
-    printf(", \"batch\": %d, \"threads\": %d, \"steps\": %ld, \"rounds\": %ld", w->batch, threads,
-           steps, b->rounds);
+    printf(", \"isa\": \"%s\", \"batch\": %d, \"threads\": %d, \"steps\": %ld, \"rounds\": %ld", nb_isa_name(),
+           w->batch, threads, steps, b->rounds);
     printf(", \"train_images_per_s\": %.1f, \"infer_images_per_s\": %.1f", w->batch / train_s,
            w->batch / infer_s);
     printf(", \"fwdbwd_images_per_s\": %.1f", w->batch / fb_s);
@@ -197,7 +206,7 @@ static void print_table(const workload *w, double train_s, double fb_s, double i
                         double other_train, double other_infer, double peak) {
     int threads = nb_get_threads();
     printf("%s, batch %d, %d thread%s, %ld steps per round; FMA peak %.1f GFLOP/s per core (%s)\n",
-           nb_model_name(w->m), w->batch, threads, threads == 1 ? "" : "s", steps, peak, fma_peak_isa());
+           nb_model_name(w->m), w->batch, threads, threads == 1 ? "" : "s", steps, peak, nb_isa_name());
     printf("training:  %10.1f images/s  (%.3f ms per step)\n", w->batch / train_s, 1e3 * train_s);
     printf("  forward and backward only: %.1f images/s (%.3f ms)\n", w->batch / fb_s, 1e3 * fb_s);
     printf("inference: %10.1f images/s  (%.3f ms per batch)\n", w->batch / infer_s, 1e3 * infer_s);
@@ -245,7 +254,7 @@ int cmd_bench(int argc, char **argv) {
     nb_model *m = cli_open_model(&b.mo, &code);
     if (!m) return code;
     /* The peak is measured while the other threads are idle. */
-    double peak = b.peak > 0 ? b.peak : fma_peak_gflops(0.2);
+    double peak = b.peak > 0 ? b.peak : nb_isa_fma_peak_gflops(0.2);
     int shape[3];
     int ndim = nb_model_input_shape(m, shape);
     size_t sample = 1;

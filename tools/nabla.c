@@ -27,8 +27,13 @@ int main(int argc, char **argv) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;
     }
+    /* A NABLA_ISA the CPU cannot run is refused before anything runs. */
+    if (nb_isa_check_env() != NB_OK) {
+        cli_error("%s", nb_last_error());
+        return EXIT_USAGE;
+    }
     if (!strcmp(argv[1], "--version")) {
-        printf("nabla %s\n", NB_VERSION);
+        printf("nabla %s\nSIMD target: %s (this CPU runs: %s)\n", NB_VERSION, nb_isa_name(), nb_isa_targets());
         return 0;
     }
     /* Subcommands see their own options from argv[1] on. */

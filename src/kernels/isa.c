@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 extern const nb_isa nb_isa_avx512, nb_isa_avx2, nb_isa_generic;
@@ -124,4 +125,24 @@ const char *nb_isa_targets(void) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, fill_supported_list);
     return supported_list;
+}
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double nb_isa_fma_peak_gflops(double seconds) {
+    const nb_isa *t = nb_isa_active();
+    const double flops_per_iter = 2.0 * t->lanes * t->fma_peak_chains; /* an FMA counts 2 */
+    long iters = 1L << 16;
+    double best = 0.0, start = seconds_now();
+    volatile float sink = 0;
+    do {
+        double took = t->fma_peak(iters, &sink);
+        double rate = took > 0 ? flops_per_iter * (double)iters / took * 1e-9 : 0.0;
+        if (rate > best) best = rate;
+    } while (seconds_now() - start < seconds);
+    return best;
 }
