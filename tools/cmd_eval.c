@@ -1,6 +1,7 @@
 /* cmd_eval.c — `nabla eval`: loss, accuracy and confusion matrix of saved
  * weights on a test set. */
 #include "cli.h"
+#include "cli_data.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,13 +10,18 @@
 static const char help[] =
     "usage: nabla eval --model M --weights W [options]\n"
     "\n"
-    "Evaluate weights on MNIST-format data: mean cross-entropy loss, accuracy\n"
-    "and the confusion matrix (rows: true class, columns: predicted class).\n"
+    "Evaluate weights on a data set: mean cross-entropy loss, accuracy and the\n"
+    "confusion matrix (rows: true class, columns: predicted class).\n"
     "\n"
     "  --model M        lenet5, alexnet, mlp, logreg or a network file\n"
     "  --weights W      the weights (.safetensors)\n"
-    "  --data DIR       data directory (default " NB_FASHION_MNIST_DIR ")\n"
-    "  --split S        t10k (default) or train\n"
+    "  --data DIR       MNIST IDX files, CIFAR-10/100 binaries or an image folder\n"
+    "                   (default " NB_FASHION_MNIST_DIR ")\n"
+    "  --split S        test (default; t10k or val also name it) or train\n"
+    "  --labels L       CIFAR-100: fine (default) or coarse\n"
+    "  --resize S       folder images: shorter side to S before the centre crop\n"
+    "  --skip-bad-images  count and skip corrupt images instead of stopping\n"
+    "  --max-pixels N   refuse larger images (default 89478485)\n"
     "  --batch B        batch size (default: about 16 MB of input, at most 1000)\n"
     "  --json           print one JSON object: {\"loss\":..,\"accuracy\":..,\"n\":..,...}\n"
     "  --hidden H       mlp hidden width the weights were trained with\n"
@@ -53,12 +59,12 @@ static void print_json(const nb_eval_result *r, const size_t *cm, int classes) {
 /* Confusion matrices are printed up to this many classes. */
 #define MAX_PRINTED_CLASSES 20
 
-static int evaluate(nb_model *m, const char *dir, const char *split, long batch, int json) {
+static int evaluate(nb_model *m, const char *dir, const char *split, const cli_data_opts *dopts,
+                    long batch, int json) {
     nb_dataset d = {0};
-    if (nb_dataset_load_mnist(dir, split, &d)) {
-        cli_error("%s", nb_last_error());
-        return EXIT_RUNTIME;
-    }
+    nb_dataset_info info;
+    int failed = cli_open_data(dir, split, m, dopts, json != 0, &d, &info);
+    if (failed) return failed;
     int classes = nb_model_classes(m);
     size_t *cm = classes <= MAX_PRINTED_CLASSES
                      ? calloc((size_t)classes * (size_t)classes, sizeof *cm) : NULL;
@@ -77,6 +83,7 @@ static int evaluate(nb_model *m, const char *dir, const char *split, long batch,
     }
     free(cm);
     nb_dataset_free(&d);
+    nb_dataset_info_free(&info);
     return code;
 }
 
@@ -84,6 +91,8 @@ int cmd_eval(int argc, char **argv) {
     cli_model_opts mo;
     memset(&mo, 0, sizeof mo);
     const char *weights = NULL, *data = NB_FASHION_MNIST_DIR, *split = "t10k";
+    cli_data_opts dopts;
+    memset(&dopts, 0, sizeof dopts);
     long batch = 0; /* the library picks */
     int json = 0;
     cli_args a = {argc, argv, 1, "eval", NULL, NULL};
@@ -94,6 +103,7 @@ int cmd_eval(int argc, char **argv) {
             return 0;
         }
         int r = cli_model_option(&a, &mo);
+        if (r == 0) r = cli_data_option(&a, &dopts);
         if (r < 0) return EXIT_USAGE;
         if (r > 0) continue;
         if (cli_is(&a, "--json")) {
@@ -110,8 +120,9 @@ int cmd_eval(int argc, char **argv) {
             return cli_unknown(&a, arg);
         }
     }
-    if (strcmp(split, "t10k") && strcmp(split, "train")) {
-        cli_error("--split: '%s': expected t10k or train", split);
+    if (strcmp(split, "t10k") && strcmp(split, "test") && strcmp(split, "val") &&
+        strcmp(split, "train")) {
+        cli_error("--split: '%s': expected test (or t10k, val) or train", split);
         return EXIT_USAGE;
     }
     if (!weights) {
@@ -125,7 +136,7 @@ int cmd_eval(int argc, char **argv) {
         cli_error("%s", nb_last_error());
         code = EXIT_RUNTIME;
     } else {
-        code = cli_normalize(m, &mo) ? evaluate(m, data, split, batch, json) : EXIT_USAGE;
+        code = cli_normalize(m, &mo) ? evaluate(m, data, split, &dopts, batch, json) : EXIT_USAGE;
     }
     nb_model_free(m);
     return code;
