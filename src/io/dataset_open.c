@@ -200,10 +200,9 @@ nb_status nb_dataset_open(const char *dir, const char *split, const nb_dataset_o
     } else if (exists(dir, "train") || exists(dir, "val") || exists(dir, "test")) {
         info->kind = NB_DATA_FOLDER;
         const char *part = !test ? "train" : exists(dir, "val") ? "val" : "test";
-        snprintf(sub, sizeof sub, "%s/train", dir);
-        if (!exists(dir, "train"))
-            return nb_fail(NB_ERR_FORMAT, "%s: an image folder needs train/<class>/ folders (the "
-                           "classes are their names), even to read %s/", dir, part);
+        if (!test && !exists(dir, "train"))
+            return nb_fail(NB_ERR_FORMAT, "%s: the image folder has no train/ to train on (only "
+                           "%s/)", dir, exists(dir, "val") ? "val" : "test");
         if (test && !exists(dir, part))
             return nb_fail(NB_ERR_FORMAT, "%s: the image folder has train/ but neither val/ nor "
                            "test/ to evaluate on", dir);

@@ -12,7 +12,8 @@ nb_status nb_cifar_load(const char *dir, bool cifar100, bool test, bool coarse, 
                         nb_dataset_info *info);
 
 /* The ImageFolder split dir/sub (sub is "train", "val" or "test"), its
- * classes the sorted folders of dir/train, every image decoded and put
+ * classes the sorted folders of dir/train (or of dir/sub when there is no
+ * train/), every image decoded and put
  * through the eval transform to o's input size. */
 nb_status nb_folder_load(const char *dir, const char *sub, const nb_dataset_opts *o,
                          nb_dataset *out, nb_dataset_info *info);

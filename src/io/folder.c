@@ -139,6 +139,9 @@ nb_status nb_folder_load(const char *dir, const char *sub, const nb_dataset_opts
     nb_status s = join(train_dir, sizeof train_dir, dir, "train");
     if (!s) s = join(split_dir, sizeof split_dir, dir, sub);
     if (s) return s;
+    /* The classes are train/'s; a tree with only val/ (an evaluation set)
+     * has its own, as torchvision's ImageFolder on that folder would. */
+    if (!is_dir(train_dir)) memcpy(train_dir, split_dir, sizeof train_dir);
     nb_dataset d;
     memset(&d, 0, sizeof d);
     name_list classes = {0}, present = {0}, files = {0};
