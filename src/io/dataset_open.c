@@ -149,6 +149,8 @@ nb_status nb_dataset_open(const char *dir, const char *split, const nb_dataset_o
                           nb_dataset *out, nb_dataset_info *info) {
     if (!dir || !split || !out)
         return nb_fail(NB_ERR_ARG, "nb_dataset_open: dir, split and out must not be NULL");
+    memset(out, 0, sizeof *out);
+    if (info) memset(info, 0, sizeof *info);
     bool test = !strcmp(split, "test") || !strcmp(split, "t10k") || !strcmp(split, "val");
     if (!test && strcmp(split, "train"))
         return nb_fail(NB_ERR_ARG, "dataset split '%s': expected \"train\" or \"test\"", split);
@@ -158,7 +160,6 @@ nb_status nb_dataset_open(const char *dir, const char *split, const nb_dataset_o
     nb_dataset_info local;
     if (!info) info = &local;
     memset(info, 0, sizeof *info);
-    memset(out, 0, sizeof *out);
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return nb_fail(NB_ERR_IO, "%s: no such data directory", dir);
