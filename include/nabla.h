@@ -371,8 +371,9 @@ typedef enum nb_dataset_kind {
 } nb_dataset_kind;
 
 typedef struct nb_dataset_opts {
-    /* The model's input: folder images are converted and transformed to
-     * it. 0 leaves them as found (then every image must have one size). */
+    /* The model's input: folder and CIFAR images are converted and put
+     * through the eval transform to it (IDX data is left as it is). A
+     * folder needs it; 0 leaves CIFAR at 3x32x32. */
     int channels, height, width;
     int resize;          /* nb_image_eval_transform's shorter side; 0: default */
     int coarse_labels;   /* CIFAR-100: the 20 coarse labels, not the 100 fine */
@@ -598,6 +599,12 @@ int nb_model_normalization(const nb_model *m, const float **mean, const float **
  * except in a checkpoint written by nb_train, whose weights load with its
  * optimizer state left aside. */
 nb_status nb_model_save(const nb_model *m, const char *path);
+
+/* A model's class names, one per class in label order (n 0 clears them).
+ * nb_model_save writes them into the weights' metadata and nb_model_load
+ * reads them back; nb_model_class_name is NULL when there are none. */
+nb_status nb_model_set_class_names(nb_model *m, int n, const char *const *names);
+const char *nb_model_class_name(const nb_model *m, int k);
 nb_status nb_model_load(nb_model *m, const char *path);
 
 /* One step in train mode: feed x (batch samples) and labels (batch class
@@ -689,6 +696,8 @@ typedef struct nb_eval_result {
     double loss;     /* mean cross-entropy */
     double accuracy; /* correct / n */
     size_t n, correct;
+    double top5;        /* top5_correct / n: the label among the 5 highest logits */
+    size_t top5_correct;
 } nb_eval_result;
 
 /* Evaluate in eval mode with the model's normalisation, in batches of

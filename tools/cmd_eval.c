@@ -10,8 +10,10 @@
 static const char help[] =
     "usage: nabla eval --model M --weights W [options]\n"
     "\n"
-    "Evaluate weights on a data set: mean cross-entropy loss, accuracy and the\n"
-    "confusion matrix (rows: true class, columns: predicted class).\n"
+    "Evaluate weights on a data set: mean cross-entropy loss, top-1 and top-5\n"
+    "accuracy, the accuracy of each class (named by the weights' class names,\n"
+    "else the data's) and, up to 20 classes, the confusion matrix (rows: true\n"
+    "class, columns: predicted class).\n"
     "\n"
     "  --model M        lenet5, alexnet, mlp, logreg or a network file\n"
     "  --weights W      the weights (.safetensors)\n"
@@ -29,6 +31,9 @@ static const char help[] =
     "  --normalize M,S  override the normalisation saved with the weights\n"
     "  --threads T      worker threads\n";
 
+/* Confusion matrices are printed up to this many classes. */
+#define MAX_PRINTED_CLASSES 20
+
 static void print_confusion(const size_t *cm, int classes) {
     printf("confusion matrix (rows: true class, columns: predicted class)\n      ");
     for (int j = 0; j < classes; j++) printf(" %5d", j);
@@ -40,10 +45,47 @@ static void print_confusion(const size_t *cm, int classes) {
     }
 }
 
-static void print_json(const nb_eval_result *r, const size_t *cm, int classes) {
-    printf("{\"loss\":%.6g,\"accuracy\":%.6g,\"n\":%zu,\"correct\":%zu", r->loss, r->accuracy, r->n,
-           r->correct);
-    if (cm) {
+/* The name of class k: the weights', else the data set's, else NULL. */
+static const char *class_name(const nb_model *m, const nb_dataset_info *info, int k) {
+    const char *name = nb_model_class_name(m, k);
+    if (!name && info->class_names && k < info->classes) name = info->class_names[k];
+    return name;
+}
+
+static void print_per_class(const nb_model *m, const nb_dataset_info *info, const size_t *cm,
+                            int classes) {
+    printf("per class (true class: accuracy, images)\n");
+    for (int i = 0; i < classes; i++) {
+        size_t n = 0;
+        for (int j = 0; j < classes; j++) n += cm[(size_t)i * (size_t)classes + (size_t)j];
+        if (!n) continue;
+        const char *name = class_name(m, info, i);
+        printf("  %3d %-20s %6.2f%%  %zu\n", i, name ? name : "",
+               100.0 * (double)cm[(size_t)i * (size_t)classes + (size_t)i] / (double)n, n);
+    }
+}
+
+static void print_json(const nb_model *m, const nb_dataset_info *info, const nb_eval_result *r,
+                       const size_t *cm, int classes) {
+    printf("{\"loss\":%.6g,\"accuracy\":%.6g,\"top5\":%.6g,\"n\":%zu,\"correct\":%zu", r->loss,
+           r->accuracy, r->top5, r->n, r->correct);
+    printf(",\"per_class\":[");
+    for (int i = 0, first = 1; i < classes; i++) {
+        size_t n = 0;
+        for (int j = 0; j < classes; j++) n += cm[(size_t)i * (size_t)classes + (size_t)j];
+        if (!n) continue;
+        printf("%s{\"class\":%d", first ? "" : ",", i);
+        first = 0;
+        const char *name = class_name(m, info, i);
+        if (name) {
+            printf(",\"name\":");
+            cli_json_string(name);
+        }
+        printf(",\"n\":%zu,\"accuracy\":%.6g}", n,
+               (double)cm[(size_t)i * (size_t)classes + (size_t)i] / (double)n);
+    }
+    printf("]");
+    if (classes <= MAX_PRINTED_CLASSES) {
         printf(",\"confusion\":[");
         for (int i = 0; i < classes; i++) {
             printf("%s[", i ? "," : "");
@@ -56,8 +98,6 @@ static void print_json(const nb_eval_result *r, const size_t *cm, int classes) {
     printf("}\n");
 }
 
-/* Confusion matrices are printed up to this many classes. */
-#define MAX_PRINTED_CLASSES 20
 
 static int evaluate(nb_model *m, const char *dir, const char *split, const cli_data_opts *dopts,
                     long batch, int json) {
@@ -66,20 +106,22 @@ static int evaluate(nb_model *m, const char *dir, const char *split, const cli_d
     int failed = cli_open_data(dir, split, m, dopts, json != 0, &d, &info);
     if (failed) return failed;
     int classes = nb_model_classes(m);
-    size_t *cm = classes <= MAX_PRINTED_CLASSES
-                     ? calloc((size_t)classes * (size_t)classes, sizeof *cm) : NULL;
+    size_t *cm = calloc((size_t)classes * (size_t)classes, sizeof *cm);
     nb_eval_result r;
-    nb_status s = nb_evaluate(m, &d, (int)batch, &r, cm);
+    nb_status s = cm ? nb_evaluate(m, &d, (int)batch, &r, cm) : NB_ERR_NOMEM;
+    if (!cm) cli_error("out of memory for a %d x %d confusion matrix", classes, classes);
     int code = 0;
     if (s) {
-        cli_error("%s", nb_last_error());
+        if (cm) cli_error("%s", nb_last_error());
         code = s == NB_ERR_SHAPE || s == NB_ERR_ARG ? EXIT_USAGE : EXIT_RUNTIME;
     } else if (json) {
-        print_json(&r, cm, classes);
+        print_json(m, &info, &r, cm, classes);
     } else {
-        printf("%s on %s/%s: loss %.4f  accuracy %.2f%% (%zu/%zu)\n", nb_model_name(m), dir, split,
-               r.loss, 100.0 * r.accuracy, r.correct, r.n);
-        if (cm) print_confusion(cm, classes);
+        printf("%s on %s/%s: loss %.4f  accuracy %.2f%% (%zu/%zu)  top-5 %.2f%%\n",
+               nb_model_name(m), dir, split, r.loss, 100.0 * r.accuracy, r.correct, r.n,
+               100.0 * r.top5);
+        print_per_class(m, &info, cm, classes);
+        if (classes <= MAX_PRINTED_CLASSES) print_confusion(cm, classes);
     }
     free(cm);
     nb_dataset_free(&d);

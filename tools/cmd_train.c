@@ -336,6 +336,14 @@ static int run(train_args *t, nb_model *m) {
         return failed;
     }
     if (!t->test) memset(&test_info, 0, sizeof test_info);
+    /* The data's class names go into the saved weights, for eval and
+     * predict to print. */
+    if (train_info.class_names && train_info.classes == nb_model_classes(m))
+        nb_model_set_class_names(m, train_info.classes, (const char *const *)train_info.class_names);
+    else if (train_info.class_names)
+        printf("note: the data has %d classes and the model %d (--classes %d matches them); "
+               "the class names are not saved\n", train_info.classes, nb_model_classes(m),
+               train_info.classes);
     long per_epoch = (train.count + t->batch - 1) / t->batch;
     if (t->opt.schedule == NB_SCHED_COSINE) t->opt.total_steps = t->steps ? t->steps : t->epochs * per_epoch;
     size_t n_params = nb_graph_params(nb_model_graph(m), NULL, NULL);

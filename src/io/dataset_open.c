@@ -214,7 +214,10 @@ nb_status nb_dataset_open(const char *dir, const char *split, const nb_dataset_o
     } else {
         return nb_fail(NB_ERR_FORMAT, "%s: no data set found: %s", dir, looked_for);
     }
-    if (!s && info->kind != NB_DATA_FOLDER) s = nb_dataset_fit(&d, o);
+    /* CIFAR's 3x32x32 images are fitted to the model like a folder's;
+     * IDX data stays as it is, and a model of another size says so. */
+    if (!s && (info->kind == NB_DATA_CIFAR10 || info->kind == NB_DATA_CIFAR100))
+        s = nb_dataset_fit(&d, o);
     if (s) {
         nb_dataset_free(&d);
         nb_dataset_info_free(info);

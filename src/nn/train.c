@@ -184,7 +184,7 @@ nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_resul
     data_norm(m, d, mean, std, &pm, &ps);
     if (confusion) memset(confusion, 0, (size_t)classes * (size_t)classes * sizeof *confusion);
     double loss_sum = 0.0;
-    size_t correct = 0;
+    size_t correct = 0, top5 = 0;
     for (int first = 0; !s && first < d->count; first += batch) {
         int count = d->count - first < batch ? d->count - first : batch;
         nb_dataset_batch(d, NULL, (size_t)first, count, pm, ps, x, y);
@@ -199,6 +199,12 @@ nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_resul
                 if (row[k] > row[best]) best = k;
             int truth = (int)y[i];
             correct += best == truth;
+            /* In the top 5 when fewer than 5 logits beat the label's (ties
+             * go to the lower index, as the top-1 pick does). */
+            int above = 0;
+            for (int k = 0; k < classes; k++)
+                above += row[k] > row[truth] || (row[k] == row[truth] && k < truth);
+            top5 += above < 5;
             if (confusion) confusion[(size_t)truth * (size_t)classes + (size_t)best]++;
         }
     }
@@ -210,6 +216,8 @@ nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_resul
         result->correct = correct;
         result->loss = loss_sum / d->count;
         result->accuracy = (double)correct / d->count;
+        result->top5_correct = top5;
+        result->top5 = (double)top5 / d->count;
     }
     return NB_OK;
 }
