@@ -400,6 +400,22 @@ nb_status nb_dataset_open(const char *dir, const char *split, const nb_dataset_o
                           nb_dataset *out, nb_dataset_info *info);
 void nb_dataset_info_free(nb_dataset_info *info);
 
+/* Training augmentation with torchvision's sampling, applied in this order
+ * to each training image (at the model's input size) as its batch is
+ * filled. Each image's draws come from (seed, epoch, image index) alone. */
+typedef struct nb_augment {
+    int rrc;      /* RandomResizedCrop back to the same size: scale 0.08-1,
+                     ratio 3/4-4/3, 10 tries, then the centre-crop fallback */
+    int crop_pad; /* > 0: RandomCrop(size, padding=crop_pad), zero padding */
+    int flip;     /* RandomHorizontalFlip(p=0.5) */
+} nb_augment;
+
+/* "rrc,flip,crop:4" (any subset, any order) into *out. */
+nb_status nb_augment_parse(const char *list, nb_augment *out);
+/* Augment one C x H x W image of bytes into out (the same size). */
+nb_status nb_augment_image(const nb_augment *a, uint64_t seed, int epoch, uint32_t index, int C,
+                           int H, int W, const uint8_t *chw, uint8_t *out);
+
 /* The ten Fashion-MNIST class names, in label order. */
 extern const char *const nb_fashion_mnist_classes[10];
 
@@ -680,6 +696,9 @@ typedef struct nb_train_opts {
     int skip_nonfinite;
     nb_epoch_fn on_epoch;   /* may be NULL */
     void *user;
+    /* Training images augmented as they are batched (NULL: none); the
+     * draws use `seed`, the epoch and the image's index. */
+    const nb_augment *augment;
 } nb_train_opts;
 
 /* 10 epochs, batch 64, shuffled with seed 0, nothing else. */

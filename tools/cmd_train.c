@@ -30,6 +30,9 @@ static const char help[] =
     "  --resize S          folder images: shorter side to S, then the centre crop\n"
     "                      (default round(size / 0.875); images at the size pass)\n"
     "  --skip-bad-images   count and skip corrupt images instead of stopping\n"
+    "  --augment LIST      training augmentation, torchvision's: rrc (RandomResized-\n"
+    "                      Crop), flip (horizontal, p 0.5), crop:P (RandomCrop with\n"
+    "                      P pixels of zero padding); e.g. --augment crop:4,flip\n"
     "  --max-pixels N      refuse larger images (default 89478485, as Pillow)\n"
     "  --epochs N          epochs to train (default 10)\n"
     "  --steps N           train this many batches instead, ending mid-epoch if need be\n"
@@ -59,7 +62,8 @@ static const char help[] =
     "  --profile           print the time spent in each operator and node at the end\n"
     "  --hidden H          mlp hidden width (default 128)\n"
     "  --classes N         output classes (default 10; alexnet 1000)\n"
-    "  --normalize M,S     feed (x/255 - M) / S; per channel: M1,..,Mc,S1,..,Sc\n"
+    "  --normalize M,S     feed (x/255 - M) / S; per channel: M1,..,Mc,S1,..,Sc;\n"
+    "                      imagenet: 0.485,0.456,0.406,0.229,0.224,0.225\n"
     "                      (default x/255; saved with the weights)\n"
     "\n"
     "SIGINT (Ctrl-C) or SIGTERM stops training after the current step, writes a\n"
@@ -78,6 +82,8 @@ typedef struct train_args {
     nb_optimizer_opts opt;
     bool lr_set, momentum_set, decay_set, profile;
     cli_data_opts data_opts;
+    nb_augment augment;
+    bool augment_set;
 } train_args;
 
 static int parse_optimizer(const char *v, nb_optimizer_kind *kind) {
@@ -100,6 +106,15 @@ static int train_option(cli_args *a, train_args *t) {
     if (cli_is(a, "--profile")) return cli_flag(a) ? (t->profile = true, 1) : -1;
     if (cli_is(a, "--nesterov")) return cli_flag(a) ? (t->opt.nesterov = 1, 1) : -1;
     if (cli_is(a, "--skip-nonfinite")) return cli_flag(a) ? (t->skip_nonfinite = 1, 1) : -1;
+    if (cli_is(a, "--augment")) {
+        if (!(v = cli_value(a))) return -1;
+        if (nb_augment_parse(v, &t->augment)) {
+            cli_error("--augment: %s", nb_last_error());
+            return -1;
+        }
+        t->augment_set = true;
+        return 1;
+    }
     static const char *const valued[] = {"--data", "--epochs", "--steps", "--batch", "--lr",
                                          "--optimizer", "--momentum", "--weight-decay", "--schedule",
                                          "--clip-norm", "--init", "--save", "--checkpoint", "--resume",
@@ -367,6 +382,7 @@ static int run(train_args *t, nb_model *m) {
     o.checkpoint_every = t->checkpoint_every;
     o.resume = t->resume;
     o.skip_nonfinite = t->skip_nonfinite;
+    o.augment = t->augment_set ? &t->augment : NULL;
     char stop_path[4096];
     default_checkpoint(t, stop_path, sizeof stop_path);
     o.stop = &stop_signal;
