@@ -104,6 +104,41 @@ static void test_train_from_jpeg_folder(void **s) {
     expect(out_text, "\"top\":[");
 }
 
+/* CIFAR-10 files written here, a 3x32x32 network, the CIFAR augmentation
+ * and ImageNet's normalisation, saved with the weights. */
+static void test_cifar_with_augmentation(void **s) {
+    (void)s;
+    char dir[256], path[512], net[256], w[256];
+    snprintf(dir, sizeof dir, "%s/cifar-10-batches-bin", tmpdir);
+    snprintf(path, sizeof path, "mkdir -p %s", dir);
+    assert_int_equal(system(path), 0);
+    uint8_t *rec = malloc(3073 * 20);
+    for (int k = 0; k <= 5; k++) {
+        for (int i = 0; i < 20; i++) {
+            rec[i * 3073] = (uint8_t)(i % 10);
+            for (int p = 0; p < 3072; p++) rec[i * 3073 + 1 + p] = (uint8_t)(p * (i % 10 + 1) + k);
+        }
+        if (k) snprintf(path, sizeof path, "%s/data_batch_%d.bin", dir, k);
+        else snprintf(path, sizeof path, "%s/test_batch.bin", dir);
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(rec, 3073, 20, f), 20);
+        fclose(f);
+    }
+    free(rec);
+    snprintf(net, sizeof net, "%s/cifar.net", tmpdir);
+    FILE *f = fopen(net, "w");
+    fputs("input 3 32 32\nconv2d out=4 kernel=3 stride=2\nrelu\nflatten\nlinear out=10\n", f);
+    fclose(f);
+    snprintf(w, sizeof w, "%s/cifar.safetensors", tmpdir);
+    EXPECT_RUN(0, out_text, "data: CIFAR-10 binary files",
+               "train --model %s --data %s --augment crop:4,flip --normalize imagenet --steps 3 "
+               "--batch 25 --save %s", net, dir, w);
+    expect(out_text, "100 train images");
+    EXPECT_RUN(0, out_text, "truck", "eval --model %s --weights %s --data %s", net, w, dir);
+    EXPECT_RUN(2, err_text, "--normalize imagenet", "train --model lenet5 --normalize imagenet --steps 1");
+}
+
 static void test_bad_data_messages(void **s) {
     (void)s;
     char dir[256];
@@ -120,6 +155,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_png_folder_matches_idx),
         cmocka_unit_test(test_train_from_jpeg_folder),
+        cmocka_unit_test(test_cifar_with_augmentation),
         cmocka_unit_test(test_bad_data_messages),
     };
     return cmocka_run_group_tests_name("folder_cli", tests, nabla_setup, tmpdir_teardown);
