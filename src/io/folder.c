@@ -69,7 +69,7 @@ static nb_status list_dir(const char *path, bool dirs, name_list *out) {
         if (is_dir(full) == dirs) s = names_push(out, e->d_name);
     }
     closedir(dp);
-    if (!s) qsort(out->v, out->n, sizeof *out->v, cmp_str);
+    if (!s && out->n) qsort(out->v, out->n, sizeof *out->v, cmp_str);
     return s;
 }
 
