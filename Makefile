@@ -15,7 +15,7 @@ OPT     ?= -O2
 CFLAGS  ?=
 CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Werror -fopenmp -fPIC -Iinclude -Isrc \
            -fno-math-errno -D_POSIX_C_SOURCE=200809L $(EXTRA_CFLAGS)
-LDLIBS  += -lz -lpng -lcjson -lm
+LDLIBS  += -lz -lpng -ljpeg -lcjson -lm
 LDFLAGS += -fopenmp $(EXTRA_LDFLAGS)
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))

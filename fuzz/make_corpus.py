@@ -46,3 +46,21 @@ put("fuzz/corpus/image/gray8.png", png(8, 8, 0, 1))
 put("fuzz/corpus/image/rgb8.png", png(8, 8, 2, 3))
 put("fuzz/corpus/image/digit.pgm", b"P5\n# a comment\n28 28\n255\n" + bytes(i % 256 for i in range(28 * 28)))
 put("fuzz/corpus/image/small.pgm", b"P2\n2 2\n15\n0 5\n10 15\n")
+
+# CIFAR: two CIFAR-10 records and one CIFAR-100 record (fuzz_cifar tries
+# every input as both).
+put("fuzz/corpus/cifar/cifar10.bin", bytes([3]) + bytes(range(256)) * 12 + bytes([9]) + bytes(3072))
+put("fuzz/corpus/cifar/cifar100.bin", bytes([7, 42]) + bytes((i * 7) % 256 for i in range(3072)))
+
+# JPEGs need an encoder: written with Pillow when it is installed
+# (python3-pil), else the committed ones stay.
+try:
+    from PIL import Image
+    gradient = Image.frombytes("RGB", (16, 12), bytes((x * 16 + c * 60 + y * 5) % 256
+                                                      for y in range(12) for x in range(16) for c in range(3)))
+    os.makedirs("fuzz/corpus/image", exist_ok=True)
+    gradient.save("fuzz/corpus/image/rgb.jpg", quality=80)
+    gradient.save("fuzz/corpus/image/progressive.jpg", quality=60, progressive=True)
+    gradient.convert("L").resize((28, 28)).save("fuzz/corpus/image/gray28.jpg", quality=90)
+except ImportError:
+    pass

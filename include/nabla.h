@@ -354,6 +354,97 @@ void nb_shuffle(uint32_t *order, size_t n, int reset, nb_rng *rng);
  * be exactly height x width, else NB_ERR_SHAPE naming both sizes. */
 nb_status nb_image_load(const char *path, int channels, int height, int width, float *chw);
 
+/* ------------------------------------------------------------------------ */
+/* Datasets of image files: image folders, CIFAR, JPEG, eval transform       */
+/* ------------------------------------------------------------------------ */
+
+/* Images larger than this many pixels are refused before their pixels are
+ * allocated (decompression bombs); Pillow's MAX_IMAGE_PIXELS. */
+#define NB_IMAGE_MAX_PIXELS 89478485L
+
+/* An 8-bit image as decoded: height x width x channels bytes, interleaved
+ * (channels 1: gray, 3: RGB). Free with nb_image_free. */
+typedef struct nb_image {
+    int width, height, channels;
+    uint8_t *pixels;
+} nb_image;
+
+/* Decode a PNG, JPEG (baseline or progressive, gray or colour) or PGM of
+ * any size. The format comes from the first bytes, not the name. Alpha is
+ * dropped and 16-bit samples keep their high byte, as Pillow's
+ * convert("RGB") does. max_pixels 0 means NB_IMAGE_MAX_PIXELS. */
+nb_status nb_image_decode(const char *path, long max_pixels, nb_image *out);
+void nb_image_free(nb_image *im);
+
+/* Resize to width x height with Pillow's antialiased bilinear filter
+ * (Image.resize(..., BILINEAR), torchvision's default), bit for bit. */
+nb_status nb_image_resize(const nb_image *in, int width, int height, nb_image *out);
+
+/* torchvision's eval transform into chw (channels x height x width bytes):
+ * convert to `channels` (1: Pillow's convert("L") luma, 3: gray
+ * replicated), resize the shorter side to `resize` (0: round(max(height,
+ * width) / 0.875), as Resize(256) before CenterCrop(224)), then crop the
+ * centre. An image already height x width passes through untouched. */
+nb_status nb_image_eval_transform(const nb_image *in, int channels, int height, int width,
+                                  int resize, uint8_t *chw);
+
+/* How nb_dataset_open finds and prepares a data set. */
+typedef enum nb_dataset_kind {
+    NB_DATA_MNIST,    /* {split}-images-idx3-ubyte[.gz] and labels */
+    NB_DATA_FOLDER,   /* torchvision ImageFolder: train/CLASS/FILE, val/ or test/ */
+    NB_DATA_CIFAR10,  /* data_batch_1..5.bin, test_batch.bin */
+    NB_DATA_CIFAR100  /* train.bin, test.bin */
+} nb_dataset_kind;
+
+typedef struct nb_dataset_opts {
+    /* The model's input: folder and CIFAR images are converted and put
+     * through the eval transform to it (IDX data is left as it is). A
+     * folder needs it; 0 leaves CIFAR at 3x32x32. */
+    int channels, height, width;
+    int resize;          /* nb_image_eval_transform's shorter side; 0: default */
+    int coarse_labels;   /* CIFAR-100: the 20 coarse labels, not the 100 fine */
+    int skip_bad_images; /* a corrupt image in a folder is counted, not fatal */
+    long max_pixels;     /* per image; 0: NB_IMAGE_MAX_PIXELS */
+} nb_dataset_opts;
+
+typedef struct nb_dataset_info {
+    nb_dataset_kind kind;
+    char layout[160];  /* what was found, for printing: "image folder (train/, val/)" */
+    long ignored;      /* folder files that are not .jpg/.jpeg/.png/.pgm */
+    long skipped;      /* bad images skipped (skip_bad_images) */
+    int classes;       /* the label count */
+    char **class_names; /* classes names (folders, CIFAR), or NULL */
+} nb_dataset_info;
+
+/* Load split "train" or "test" of the data set in dir, whichever layout it
+ * has (MNIST's "test" is t10k; a folder's is val/ or else test/). When no
+ * layout matches, the error lists everything that was looked for. Labels
+ * are class indices; info (may be NULL) says what was found, the class
+ * count and, for folders and CIFAR, the class names (a folder's classes
+ * are its sorted train/ folder names). Free info with nb_dataset_info_free. */
+nb_status nb_dataset_open(const char *dir, const char *split, const nb_dataset_opts *opts,
+                          nb_dataset *out, nb_dataset_info *info);
+void nb_dataset_info_free(nb_dataset_info *info);
+
+/* Training augmentation with torchvision's sampling, applied in this order
+ * to each training image (at the model's input size) as its batch is
+ * filled. Each image's draws come from (seed, epoch, image index) alone. */
+typedef struct nb_augment {
+    int rrc;      /* RandomResizedCrop back to the same size: scale 0.08-1,
+                     ratio 3/4-4/3, 10 tries, then the centre-crop fallback */
+    int crop_pad; /* > 0: RandomCrop(size, padding=crop_pad), zero padding */
+    int flip;     /* RandomHorizontalFlip(p=0.5) */
+} nb_augment;
+
+/* "rrc,flip,crop:4" (any subset, any order) into *out. */
+nb_status nb_augment_parse(const char *list, nb_augment *out);
+/* Augment one C x H x W image of bytes into out (the same size). */
+nb_status nb_augment_image(const nb_augment *a, uint64_t seed, int epoch, uint32_t index, int C,
+                           int H, int W, const uint8_t *chw, uint8_t *out);
+
+/* The ten Fashion-MNIST class names, in label order. */
+extern const char *const nb_fashion_mnist_classes[10];
+
 typedef struct nb_named_tensor {
     const char *name;
     nb_tensor tensor; /* shape to expect or write; data to fill or write */
@@ -550,6 +641,12 @@ int nb_model_normalization(const nb_model *m, const float **mean, const float **
  * except in a checkpoint written by nb_train, whose weights load with its
  * optimizer state left aside. */
 nb_status nb_model_save(const nb_model *m, const char *path);
+
+/* A model's class names, one per class in label order (n 0 clears them).
+ * nb_model_save writes them into the weights' metadata and nb_model_load
+ * reads them back; nb_model_class_name is NULL when there are none. */
+nb_status nb_model_set_class_names(nb_model *m, int n, const char *const *names);
+const char *nb_model_class_name(const nb_model *m, int k);
 nb_status nb_model_load(nb_model *m, const char *path);
 
 /* One step in train mode: feed x (batch samples) and labels (batch class
@@ -625,6 +722,9 @@ typedef struct nb_train_opts {
     int skip_nonfinite;
     nb_epoch_fn on_epoch;   /* may be NULL */
     void *user;
+    /* Training images augmented as they are batched (NULL: none); the
+     * draws use `seed`, the epoch and the image's index. */
+    const nb_augment *augment;
 } nb_train_opts;
 
 /* 10 epochs, batch 64, shuffled with seed 0, nothing else. */
@@ -641,6 +741,8 @@ typedef struct nb_eval_result {
     double loss;     /* mean cross-entropy */
     double accuracy; /* correct / n */
     size_t n, correct;
+    double top5;        /* top5_correct / n: the label among the 5 highest logits */
+    size_t top5_correct;
 } nb_eval_result;
 
 /* Evaluate in eval mode with the model's normalisation, in batches of

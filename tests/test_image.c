@@ -290,7 +290,7 @@ static void test_truncated_png(void **s) {
     uint8_t *b = read_bytes(write_png("full.png", &p), &len);
     for (size_t cut = 0; cut < len; cut++) {
         const char *path = write_bytes("cut.png", b, cut);
-        expect_fail(path, 3, H, W, NB_ERR_FORMAT, cut < 8 ? "not a PNG or PGM" : "truncated");
+        expect_fail(path, 3, H, W, NB_ERR_FORMAT, cut < 8 ? "not a PNG, JPEG or PGM" : "truncated");
     }
     /* A corrupt IHDR CRC (bytes 29..32) is caught by libpng. */
     b[30] ^= 0xff;
@@ -336,8 +336,8 @@ static void test_bad_pgm(void **s) {
         {"P2 3 2 9\n1 2 3 4 5 x", 20, NB_ERR_FORMAT, "expected the PGM sample at byte 19"},
         {"P6 3 2 255\n", 11, NB_ERR_FORMAT,
          "netpbm format P6 is not supported (PGM only: P5 or P2)"},
-        {"GIF89a", 6, NB_ERR_FORMAT, "not a PNG or PGM image (it starts with bytes 47 49 46 38)"},
-        {"", 0, NB_ERR_FORMAT, "not a PNG or PGM image"},
+        {"GIF89a", 6, NB_ERR_FORMAT, "not a PNG, JPEG or PGM image (it starts with bytes 47 49 46 38)"},
+        {"", 0, NB_ERR_FORMAT, "not a PNG, JPEG or PGM image"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         expect_fail(write_bytes("bad.pgm", cases[i].text, cases[i].len), 1, 2, 3, cases[i].status,

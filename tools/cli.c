@@ -132,6 +132,19 @@ int cli_model_option(cli_args *a, cli_model_opts *o) {
 
 /* "MEAN,STD" for every channel, or C means then C stds. */
 static bool parse_normalize(const char *s, int channels, float *mean, float *std) {
+    /* torchvision's ImageNet statistics (transforms.Normalize in its
+     * reference recipes). */
+    if (!strcmp(s, "imagenet")) {
+        static const float in_mean[3] = {0.485f, 0.456f, 0.406f}, in_std[3] = {0.229f, 0.224f, 0.225f};
+        if (channels != 3) {
+            cli_error("--normalize imagenet: the model takes %d channel%s, ImageNet's mean and "
+                      "std are for 3 (RGB)", channels, channels == 1 ? "" : "s");
+            return false;
+        }
+        memcpy(mean, in_mean, sizeof in_mean);
+        memcpy(std, in_std, sizeof in_std);
+        return true;
+    }
     float v[16];
     int n = 0;
     const char *p = s;

@@ -1,6 +1,7 @@
 /* cmd_eval.c — `nabla eval`: loss, accuracy and confusion matrix of saved
  * weights on a test set. */
 #include "cli.h"
+#include "cli_data.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,19 +10,29 @@
 static const char help[] =
     "usage: nabla eval --model M --weights W [options]\n"
     "\n"
-    "Evaluate weights on MNIST-format data: mean cross-entropy loss, accuracy\n"
-    "and the confusion matrix (rows: true class, columns: predicted class).\n"
+    "Evaluate weights on a data set: mean cross-entropy loss, top-1 and top-5\n"
+    "accuracy, the accuracy of each class (named by the weights' class names,\n"
+    "else the data's) and, up to 20 classes, the confusion matrix (rows: true\n"
+    "class, columns: predicted class).\n"
     "\n"
     "  --model M        lenet5, alexnet, mlp, logreg or a network file\n"
     "  --weights W      the weights (.safetensors)\n"
-    "  --data DIR       data directory (default " NB_FASHION_MNIST_DIR ")\n"
-    "  --split S        t10k (default) or train\n"
+    "  --data DIR       MNIST IDX files, CIFAR-10/100 binaries or an image folder\n"
+    "                   (default " NB_FASHION_MNIST_DIR ")\n"
+    "  --split S        test (default; t10k or val also name it) or train\n"
+    "  --labels L       CIFAR-100: fine (default) or coarse\n"
+    "  --resize S       folder images: shorter side to S before the centre crop\n"
+    "  --skip-bad-images  count and skip corrupt images instead of stopping\n"
+    "  --max-pixels N   refuse larger images (default 89478485)\n"
     "  --batch B        batch size (default: about 16 MB of input, at most 1000)\n"
     "  --json           print one JSON object: {\"loss\":..,\"accuracy\":..,\"n\":..,...}\n"
     "  --hidden H       mlp hidden width the weights were trained with\n"
     "  --classes N      output classes the weights were trained with\n"
     "  --normalize M,S  override the normalisation saved with the weights\n"
     "  --threads T      worker threads\n";
+
+/* Confusion matrices are printed up to this many classes. */
+#define MAX_PRINTED_CLASSES 20
 
 static void print_confusion(const size_t *cm, int classes) {
     printf("confusion matrix (rows: true class, columns: predicted class)\n      ");
@@ -34,10 +45,47 @@ static void print_confusion(const size_t *cm, int classes) {
     }
 }
 
-static void print_json(const nb_eval_result *r, const size_t *cm, int classes) {
-    printf("{\"loss\":%.6g,\"accuracy\":%.6g,\"n\":%zu,\"correct\":%zu", r->loss, r->accuracy, r->n,
-           r->correct);
-    if (cm) {
+/* The name of class k: the weights', else the data set's, else NULL. */
+static const char *class_name(const nb_model *m, const nb_dataset_info *info, int k) {
+    const char *name = nb_model_class_name(m, k);
+    if (!name && info->class_names && k < info->classes) name = info->class_names[k];
+    return name;
+}
+
+static void print_per_class(const nb_model *m, const nb_dataset_info *info, const size_t *cm,
+                            int classes) {
+    printf("per class (true class: accuracy, images)\n");
+    for (int i = 0; i < classes; i++) {
+        size_t n = 0;
+        for (int j = 0; j < classes; j++) n += cm[(size_t)i * (size_t)classes + (size_t)j];
+        if (!n) continue;
+        const char *name = class_name(m, info, i);
+        printf("  %3d %-20s %6.2f%%  %zu\n", i, name ? name : "",
+               100.0 * (double)cm[(size_t)i * (size_t)classes + (size_t)i] / (double)n, n);
+    }
+}
+
+static void print_json(const nb_model *m, const nb_dataset_info *info, const nb_eval_result *r,
+                       const size_t *cm, int classes) {
+    printf("{\"loss\":%.6g,\"accuracy\":%.6g,\"top5\":%.6g,\"n\":%zu,\"correct\":%zu", r->loss,
+           r->accuracy, r->top5, r->n, r->correct);
+    printf(",\"per_class\":[");
+    for (int i = 0, first = 1; i < classes; i++) {
+        size_t n = 0;
+        for (int j = 0; j < classes; j++) n += cm[(size_t)i * (size_t)classes + (size_t)j];
+        if (!n) continue;
+        printf("%s{\"class\":%d", first ? "" : ",", i);
+        first = 0;
+        const char *name = class_name(m, info, i);
+        if (name) {
+            printf(",\"name\":");
+            cli_json_string(name);
+        }
+        printf(",\"n\":%zu,\"accuracy\":%.6g}", n,
+               (double)cm[(size_t)i * (size_t)classes + (size_t)i] / (double)n);
+    }
+    printf("]");
+    if (classes <= MAX_PRINTED_CLASSES) {
         printf(",\"confusion\":[");
         for (int i = 0; i < classes; i++) {
             printf("%s[", i ? "," : "");
@@ -50,33 +98,34 @@ static void print_json(const nb_eval_result *r, const size_t *cm, int classes) {
     printf("}\n");
 }
 
-/* Confusion matrices are printed up to this many classes. */
-#define MAX_PRINTED_CLASSES 20
 
-static int evaluate(nb_model *m, const char *dir, const char *split, long batch, int json) {
+static int evaluate(nb_model *m, const char *dir, const char *split, const cli_data_opts *dopts,
+                    long batch, int json) {
     nb_dataset d = {0};
-    if (nb_dataset_load_mnist(dir, split, &d)) {
-        cli_error("%s", nb_last_error());
-        return EXIT_RUNTIME;
-    }
+    nb_dataset_info info;
+    int failed = cli_open_data(dir, split, m, dopts, json != 0, &d, &info);
+    if (failed) return failed;
     int classes = nb_model_classes(m);
-    size_t *cm = classes <= MAX_PRINTED_CLASSES
-                     ? calloc((size_t)classes * (size_t)classes, sizeof *cm) : NULL;
+    size_t *cm = calloc((size_t)classes * (size_t)classes, sizeof *cm);
     nb_eval_result r;
-    nb_status s = nb_evaluate(m, &d, (int)batch, &r, cm);
+    nb_status s = cm ? nb_evaluate(m, &d, (int)batch, &r, cm) : NB_ERR_NOMEM;
+    if (!cm) cli_error("out of memory for a %d x %d confusion matrix", classes, classes);
     int code = 0;
     if (s) {
-        cli_error("%s", nb_last_error());
+        if (cm) cli_error("%s", nb_last_error());
         code = s == NB_ERR_SHAPE || s == NB_ERR_ARG ? EXIT_USAGE : EXIT_RUNTIME;
     } else if (json) {
-        print_json(&r, cm, classes);
+        print_json(m, &info, &r, cm, classes);
     } else {
-        printf("%s on %s/%s: loss %.4f  accuracy %.2f%% (%zu/%zu)\n", nb_model_name(m), dir, split,
-               r.loss, 100.0 * r.accuracy, r.correct, r.n);
-        if (cm) print_confusion(cm, classes);
+        printf("%s on %s/%s: loss %.4f  accuracy %.2f%% (%zu/%zu)  top-5 %.2f%%\n",
+               nb_model_name(m), dir, split, r.loss, 100.0 * r.accuracy, r.correct, r.n,
+               100.0 * r.top5);
+        print_per_class(m, &info, cm, classes);
+        if (classes <= MAX_PRINTED_CLASSES) print_confusion(cm, classes);
     }
     free(cm);
     nb_dataset_free(&d);
+    nb_dataset_info_free(&info);
     return code;
 }
 
@@ -84,6 +133,8 @@ int cmd_eval(int argc, char **argv) {
     cli_model_opts mo;
     memset(&mo, 0, sizeof mo);
     const char *weights = NULL, *data = NB_FASHION_MNIST_DIR, *split = "t10k";
+    cli_data_opts dopts;
+    memset(&dopts, 0, sizeof dopts);
     long batch = 0; /* the library picks */
     int json = 0;
     cli_args a = {argc, argv, 1, "eval", NULL, NULL};
@@ -94,6 +145,7 @@ int cmd_eval(int argc, char **argv) {
             return 0;
         }
         int r = cli_model_option(&a, &mo);
+        if (r == 0) r = cli_data_option(&a, &dopts);
         if (r < 0) return EXIT_USAGE;
         if (r > 0) continue;
         if (cli_is(&a, "--json")) {
@@ -110,8 +162,9 @@ int cmd_eval(int argc, char **argv) {
             return cli_unknown(&a, arg);
         }
     }
-    if (strcmp(split, "t10k") && strcmp(split, "train")) {
-        cli_error("--split: '%s': expected t10k or train", split);
+    if (strcmp(split, "t10k") && strcmp(split, "test") && strcmp(split, "val") &&
+        strcmp(split, "train")) {
+        cli_error("--split: '%s': expected test (or t10k, val) or train", split);
         return EXIT_USAGE;
     }
     if (!weights) {
@@ -125,7 +178,7 @@ int cmd_eval(int argc, char **argv) {
         cli_error("%s", nb_last_error());
         code = EXIT_RUNTIME;
     } else {
-        code = cli_normalize(m, &mo) ? evaluate(m, data, split, batch, json) : EXIT_USAGE;
+        code = cli_normalize(m, &mo) ? evaluate(m, data, split, &dopts, batch, json) : EXIT_USAGE;
     }
     nb_model_free(m);
     return code;

@@ -1,5 +1,6 @@
 /* cmd_predict.c — `nabla predict`: the class and its probability for each
- * PNG or PGM image, read at the model's input size and channel count. */
+ * PNG, JPEG or PGM image, brought to the model's input size and channel
+ * count by the eval transform (resize the shorter side, centre crop). */
 #include "cli.h"
 
 #include <stdio.h>
@@ -9,36 +10,85 @@
 static const char help[] =
     "usage: nabla predict --model M --weights W [options] IMAGE...\n"
     "\n"
-    "Classify PNG or PGM images. Each must have the model's input size (28x28\n"
-    "for lenet5, mlp and logreg; 224x224 for alexnet); colour is converted to\n"
-    "the model's channel count.\n"
+    "Classify PNG, JPEG or PGM images. An image of the model's input size (28x28\n"
+    "for lenet5, mlp and logreg; 224x224 for alexnet) is used as it is; others\n"
+    "have their shorter side resized (see --resize) and the centre cropped, as\n"
+    "torchvision's Resize + CenterCrop. Colour is converted to the model's\n"
+    "channel count.\n"
     "\n"
     "  --model M        lenet5, alexnet, mlp, logreg or a network file\n"
     "  --weights W      the weights (.safetensors)\n"
-    "  --json           one JSON object per image:\n"
-    "                   {\"file\":..,\"class\":..,\"prob\":..,\"probs\":[..]}\n"
+    "  --resize S       shorter side before the crop (default round(size / 0.875))\n"
+    "  --top K          print the K most probable classes (default 1)\n"
+    "  --json           one JSON object per image: {\"file\":..,\"class\":..,\n"
+    "                   \"name\":.. (when the weights name their classes),\n"
+    "                   \"prob\":..,\"probs\":[..]}, and with --top K \"top\":[..]\n"
     "  --hidden H       mlp hidden width the weights were trained with\n"
     "  --classes N      output classes the weights were trained with\n"
     "  --normalize M,S  override the normalisation saved with the weights\n"
     "  --threads T      worker threads\n";
 
-static void print_result(const char *file, const float *p, int classes, int json) {
-    int best = 0;
-    for (int k = 1; k < classes; k++)
-        if (p[k] > p[best]) best = k;
+/* The top most probable classes, best first (ties to the lower index). */
+static void rank(const float *p, int classes, int top, int *order) {
+    for (int t = 0; t < top; t++) {
+        int best = -1;
+        for (int k = 0; k < classes; k++) {
+            bool taken = false;
+            for (int u = 0; u < t; u++) taken |= order[u] == k;
+            if (!taken && (best < 0 || p[k] > p[best])) best = k;
+        }
+        order[t] = best;
+    }
+}
+
+static void print_class(const nb_model *m, int k, double p) {
+    const char *name = nb_model_class_name(m, k);
+    if (name) printf("%s (p = %.4f)", name, p);
+    else printf("class %d (p = %.4f)", k, p);
+}
+
+static void print_result(const nb_model *m, const char *file, const float *p, int classes,
+                         int top, int json) {
+    int order[64] = {0};
+    if (top > classes) top = classes;
+    rank(p, classes, top, order);
+    int best = order[0];
     if (!json) {
-        printf("%s: class %d (p = %.4f)\n", file, best, (double)p[best]);
+        printf("%s: ", file);
+        for (int t = 0; t < top; t++) {
+            if (t) printf(", ");
+            print_class(m, order[t], (double)p[order[t]]);
+        }
+        printf("\n");
         return;
     }
     printf("{\"file\":");
     cli_json_string(file);
-    printf(",\"class\":%d,\"prob\":%.6g,\"probs\":[", best, (double)p[best]);
+    printf(",\"class\":%d", best);
+    if (nb_model_class_name(m, best)) {
+        printf(",\"name\":");
+        cli_json_string(nb_model_class_name(m, best));
+    }
+    printf(",\"prob\":%.6g,\"probs\":[", (double)p[best]);
     for (int k = 0; k < classes; k++) printf("%s%.6g", k ? "," : "", (double)p[k]);
-    printf("]}\n");
+    printf("]");
+    if (top > 1) {
+        printf(",\"top\":[");
+        for (int t = 0; t < top; t++) {
+            printf("%s{\"class\":%d", t ? "," : "", order[t]);
+            if (nb_model_class_name(m, order[t])) {
+                printf(",\"name\":");
+                cli_json_string(nb_model_class_name(m, order[t]));
+            }
+            printf(",\"prob\":%.6g}", (double)p[order[t]]);
+        }
+        printf("]");
+    }
+    printf("}\n");
 }
 
 /* Classify each image on its own; a bad image is reported and skipped. */
-static int predict(nb_model *m, char **files, int n, int json) {
+static int predict(nb_model *m, char **files, int n, int resize, int top, int json) {
     int shape[3];
     if (nb_model_input_shape(m, shape) != 3) {
         cli_error("predict: model '%s' takes a vector of %d features, not an image: give its "
@@ -55,17 +105,26 @@ static int predict(nb_model *m, char **files, int n, int json) {
     int norm = nb_model_normalization(m, &mean, &std);
     size_t plane = (size_t)h * (size_t)w;
     float *x = malloc((size_t)c * plane * sizeof *x);
-    if (!x) {
+    uint8_t *px = malloc((size_t)c * plane);
+    if (!x || !px) {
+        free(x);
+        free(px);
         cli_error("out of memory for a %dx%dx%d image", c, h, w);
         return EXIT_RUNTIME;
     }
     int code = 0;
     for (int i = 0; i < n; i++) {
-        if (nb_image_load(files[i], c, h, w, x)) {
+        nb_image im;
+        nb_status s = nb_image_decode(files[i], 0, &im);
+        if (!s) s = nb_image_eval_transform(&im, c, h, w, resize, px);
+        nb_image_free(&im);
+        if (s) {
             cli_error("%s", nb_last_error());
             code = EXIT_RUNTIME;
             continue;
         }
+        /* Divided, as nb_dataset_batch does, so a pixel is the same float. */
+        for (size_t k = 0; k < (size_t)c * plane; k++) x[k] = (float)px[k] / 255.0f;
         for (int ch = 0; norm && ch < c; ch++)
             for (size_t k = 0; k < plane; k++)
                 x[(size_t)ch * plane + k] = (x[(size_t)ch * plane + k] - mean[ch]) / std[ch];
@@ -75,9 +134,10 @@ static int predict(nb_model *m, char **files, int n, int json) {
             code = EXIT_RUNTIME;
             continue;
         }
-        print_result(files[i], p->data, p->shape[1], json);
+        print_result(m, files[i], p->data, p->shape[1], top, json);
     }
     free(x);
+    free(px);
     return code;
 }
 
@@ -86,6 +146,7 @@ int cmd_predict(int argc, char **argv) {
     memset(&mo, 0, sizeof mo);
     const char *weights = NULL;
     int json = 0, n_files = 0;
+    long resize = 0, top = 1;
     char **files = calloc((size_t)argc, sizeof *files);
     if (!files) return EXIT_RUNTIME;
     cli_args a = {argc, argv, 1, "predict", NULL, NULL};
@@ -102,6 +163,13 @@ int cmd_predict(int argc, char **argv) {
         else if (r > 0) continue;
         else if (cli_is(&a, "--json")) json = 1, code = cli_flag(&a) ? -1 : EXIT_USAGE;
         else if (cli_is(&a, "--weights")) code = (weights = cli_value(&a)) ? -1 : EXIT_USAGE;
+        else if (cli_is(&a, "--top")) {
+            const char *v = cli_value(&a);
+            code = v && cli_int("--top", v, 1, 64, &top) ? -1 : EXIT_USAGE;
+        } else if (cli_is(&a, "--resize")) {
+            const char *v = cli_value(&a);
+            code = v && cli_int("--resize", v, 1, 1 << 16, &resize) ? -1 : EXIT_USAGE;
+        }
         else if (!a.name) files[n_files++] = argv[a.i - 1];
         else code = cli_unknown(&a, arg);
     }
@@ -119,7 +187,7 @@ int cmd_predict(int argc, char **argv) {
             cli_error("%s", nb_last_error());
             code = EXIT_RUNTIME;
         } else {
-            code = cli_normalize(m, &mo) ? predict(m, files, n_files, json) : EXIT_USAGE;
+            code = cli_normalize(m, &mo) ? predict(m, files, n_files, (int)resize, (int)top, json) : EXIT_USAGE;
         }
         nb_model_free(m);
     }

@@ -3,6 +3,7 @@
  * checkpoint the run, and on SIGINT or SIGTERM stop it cleanly with a
  * checkpoint to resume from. */
 #include "cli.h"
+#include "cli_data.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -22,8 +23,17 @@ static const char help[] =
     "test loss and accuracy, and the training speed in images per second.\n"
     "\n"
     "  --model M           a built-in model or a network file (like examples/lenet5.net)\n"
-    "  --data DIR          MNIST-format data: train-images-idx3-ubyte[.gz] ...\n"
-    "                      (default " NB_FASHION_MNIST_DIR ")\n"
+    "  --data DIR          MNIST IDX files, CIFAR-10/100 binaries or an image folder\n"
+    "                      (DIR/train/CLASS/*.jpg|png|pgm, DIR/val/...); the layout\n"
+    "                      is detected (default " NB_FASHION_MNIST_DIR ")\n"
+    "  --labels L          CIFAR-100: fine (default, 100 classes) or coarse (20)\n"
+    "  --resize S          folder images: shorter side to S, then the centre crop\n"
+    "                      (default round(size / 0.875); images at the size pass)\n"
+    "  --skip-bad-images   count and skip corrupt images instead of stopping\n"
+    "  --augment LIST      training augmentation, torchvision's: rrc (RandomResized-\n"
+    "                      Crop), flip (horizontal, p 0.5), crop:P (RandomCrop with\n"
+    "                      P pixels of zero padding); e.g. --augment crop:4,flip\n"
+    "  --max-pixels N      refuse larger images (default 89478485, as Pillow)\n"
     "  --epochs N          epochs to train (default 10)\n"
     "  --steps N           train this many batches instead, ending mid-epoch if need be\n"
     "  --batch B           batch size (default 64); the last partial batch is used\n"
@@ -52,7 +62,8 @@ static const char help[] =
     "  --profile           print the time spent in each operator and node at the end\n"
     "  --hidden H          mlp hidden width (default 128)\n"
     "  --classes N         output classes (default 10; alexnet 1000)\n"
-    "  --normalize M,S     feed (x/255 - M) / S; per channel: M1,..,Mc,S1,..,Sc\n"
+    "  --normalize M,S     feed (x/255 - M) / S; per channel: M1,..,Mc,S1,..,Sc;\n"
+    "                      imagenet: 0.485,0.456,0.406,0.229,0.224,0.225\n"
     "                      (default x/255; saved with the weights)\n"
     "\n"
     "SIGINT (Ctrl-C) or SIGTERM stops training after the current step, writes a\n"
@@ -70,6 +81,9 @@ typedef struct train_args {
     char **argv;
     nb_optimizer_opts opt;
     bool lr_set, momentum_set, decay_set, profile;
+    cli_data_opts data_opts;
+    nb_augment augment;
+    bool augment_set;
 } train_args;
 
 static int parse_optimizer(const char *v, nb_optimizer_kind *kind) {
@@ -92,6 +106,15 @@ static int train_option(cli_args *a, train_args *t) {
     if (cli_is(a, "--profile")) return cli_flag(a) ? (t->profile = true, 1) : -1;
     if (cli_is(a, "--nesterov")) return cli_flag(a) ? (t->opt.nesterov = 1, 1) : -1;
     if (cli_is(a, "--skip-nonfinite")) return cli_flag(a) ? (t->skip_nonfinite = 1, 1) : -1;
+    if (cli_is(a, "--augment")) {
+        if (!(v = cli_value(a))) return -1;
+        if (nb_augment_parse(v, &t->augment)) {
+            cli_error("--augment: %s", nb_last_error());
+            return -1;
+        }
+        t->augment_set = true;
+        return 1;
+    }
     static const char *const valued[] = {"--data", "--epochs", "--steps", "--batch", "--lr",
                                          "--optimizer", "--momentum", "--weight-decay", "--schedule",
                                          "--clip-norm", "--init", "--save", "--checkpoint", "--resume",
@@ -318,13 +341,24 @@ static const char *optimizer_name(nb_optimizer_kind k) {
 /* Load data, build the optimizer and run; the model is ready. */
 static int run(train_args *t, nb_model *m) {
     nb_dataset train = {0}, test = {0};
+    nb_dataset_info train_info, test_info;
     const char *dir = t->data ? t->data : NB_FASHION_MNIST_DIR;
-    if (nb_dataset_load_mnist(dir, "train", &train) ||
-        (t->test && nb_dataset_load_mnist(dir, "t10k", &test))) {
-        cli_error("%s", nb_last_error());
+    int failed = cli_open_data(dir, "train", m, &t->data_opts, false, &train, &train_info);
+    if (failed) return failed;
+    if (t->test && (failed = cli_open_data(dir, "test", m, &t->data_opts, false, &test, &test_info))) {
         nb_dataset_free(&train);
-        return EXIT_RUNTIME;
+        nb_dataset_info_free(&train_info);
+        return failed;
     }
+    if (!t->test) memset(&test_info, 0, sizeof test_info);
+    /* The data's class names go into the saved weights, for eval and
+     * predict to print. */
+    if (train_info.class_names && train_info.classes == nb_model_classes(m))
+        nb_model_set_class_names(m, train_info.classes, (const char *const *)train_info.class_names);
+    else if (train_info.class_names)
+        printf("note: the data has %d classes and the model %d (--classes %d matches them); "
+               "the class names are not saved\n", train_info.classes, nb_model_classes(m),
+               train_info.classes);
     long per_epoch = (train.count + t->batch - 1) / t->batch;
     if (t->opt.schedule == NB_SCHED_COSINE) t->opt.total_steps = t->steps ? t->steps : t->epochs * per_epoch;
     size_t n_params = nb_graph_params(nb_model_graph(m), NULL, NULL);
@@ -333,6 +367,8 @@ static int run(train_args *t, nb_model *m) {
         cli_error("%s", nb_last_error());
         nb_dataset_free(&train);
         nb_dataset_free(&test);
+        nb_dataset_info_free(&train_info);
+        nb_dataset_info_free(&test_info);
         return EXIT_RUNTIME;
     }
     nb_train_opts o = nb_train_defaults();
@@ -346,6 +382,7 @@ static int run(train_args *t, nb_model *m) {
     o.checkpoint_every = t->checkpoint_every;
     o.resume = t->resume;
     o.skip_nonfinite = t->skip_nonfinite;
+    o.augment = t->augment_set ? &t->augment : NULL;
     char stop_path[4096];
     default_checkpoint(t, stop_path, sizeof stop_path);
     o.stop = &stop_signal;
@@ -398,6 +435,8 @@ static int run(train_args *t, nb_model *m) {
     nb_optimizer_free(opt);
     nb_dataset_free(&train);
     nb_dataset_free(&test);
+    nb_dataset_info_free(&train_info);
+    nb_dataset_info_free(&test_info);
     return code;
 }
 
@@ -428,6 +467,7 @@ int cmd_train(int argc, char **argv) {
         }
         int r = cli_model_option(&a, &t.mo);
         if (r == 0) r = train_option(&a, &t);
+        if (r == 0) r = cli_data_option(&a, &t.data_opts);
         if (r < 0) return EXIT_USAGE;
         if (r == 0) return cli_unknown(&a, arg);
     }

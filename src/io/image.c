@@ -1,4 +1,5 @@
-/* image.c — one image into a float tensor: PNG through libpng, PGM (P5 and
+/* image.c — one image into a float tensor, or decoded to 8-bit pixels of
+ * any size: PNG through libpng, JPEG through libjpeg (jpeg.c), PGM (P5 and
  * P2) parsed here. The format is found from the first bytes, never from the
  * name. Values are scaled by the file's maximum (255, 65535 or a PGM's
  * maxval) to [0, 1]; alpha is ignored, as PIL's convert('L') does. */
@@ -111,8 +112,10 @@ static void png_mem_free(png_structp png, png_voidp p) {
     nb_free(p);
 }
 
-/* Decode into c->pixels / c->rows and describe them in *r. */
-static nb_status decode_png(png_ctx *c, int height, int width, raw_image *r) {
+/* Decode into c->pixels / c->rows and describe them in *r. With height and
+ * width 0 any size up to max_pixels is taken, and *height / *width say it. */
+static nb_status decode_png(png_ctx *c, int *height_io, int *width_io, long max_pixels,
+                            raw_image *r) {
     c->png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, c, png_on_error, png_on_warning, c,
                                       png_mem_alloc, png_mem_free);
     if (!c->png) return nb_fail_prefix(NB_ERR_NOMEM, "%s: ", c->path);
@@ -122,12 +125,22 @@ static nb_status decode_png(png_ctx *c, int height, int width, raw_image *r) {
         if (c->nomem) return nb_fail_prefix(NB_ERR_NOMEM, "%s: ", c->path);
         return nb_fail(NB_ERR_FORMAT, "%s: bad PNG at byte %zu: %s", c->path, c->pos, c->msg);
     }
+    /* Declared after setjmp: nothing the jump returns to reads them. */
+    int height = *height_io, width = *width_io;
     png_set_read_fn(c->png, c, png_read_mem);
     png_read_info(c->png, c->info);
     png_uint_32 w, h;
     int depth, color, interlace;
     png_get_IHDR(c->png, c->info, &w, &h, &depth, &color, &interlace, NULL, NULL);
     /* Before any pixel memory: a huge IHDR is simply the wrong size. */
+    if (width == 0 && height == 0) {
+        if (max_pixels > 0 && (double)w * (double)h > (double)max_pixels)
+            return nb_fail(NB_ERR_FORMAT, "%s: PNG is %lux%lu, %.0f pixels, more than the limit "
+                           "of %ld (raise it with --max-pixels)", c->path, (unsigned long)w,
+                           (unsigned long)h, (double)w * (double)h, max_pixels);
+        *width_io = width = (int)w;
+        *height_io = height = (int)h;
+    }
     if (w != (png_uint_32)width || h != (png_uint_32)height)
         return wrong_size(c->path, (long)w, (long)h, width, height);
     /* Samples as stored, widened to whole bytes: palettes become RGB, low
@@ -171,7 +184,7 @@ static nb_status load_png(const char *path, const uint8_t *data, size_t size, in
     c.data = data;
     c.size = size;
     raw_image r;
-    nb_status s = decode_png(&c, height, width, &r);
+    nb_status s = decode_png(&c, &height, &width, 0, &r);
     if (!s) to_chw(&r, channels, height, width, chw);
     if (c.png) png_destroy_read_struct(&c.png, c.info ? &c.info : NULL, NULL);
     nb_free(c.rows);
@@ -229,8 +242,11 @@ static nb_status read_uint(pgm_cursor *c, const char *what, unsigned long limit,
     return NB_OK;
 }
 
-static nb_status load_pgm(const char *path, const uint8_t *data, size_t size, int channels,
-                          int height, int width, float *chw) {
+/* Parse a PGM into *r (its pixels in data, or in *owned for P2). With
+ * *height and *width 0 any size up to max_pixels is taken and reported. */
+static nb_status parse_pgm(const char *path, const uint8_t *data, size_t size, int *height_io,
+                           int *width_io, long max_pixels, raw_image *r_out, uint8_t **owned_out) {
+    int height = *height_io, width = *width_io;
     pgm_cursor c = {path, data, size, 2};
     const bool ascii = data[1] == '2';
     unsigned long w, h, maxval;
@@ -246,6 +262,14 @@ static nb_status load_pgm(const char *path, const uint8_t *data, size_t size, in
     if (maxval == 0 || maxval > 65535)
         return nb_fail(NB_ERR_FORMAT, "%s: PGM maxval %lu (after byte %zu) is outside 1..65535",
                        path, maxval, maxval_at);
+    if (width == 0 && height == 0) {
+        if (max_pixels > 0 && (double)w * (double)h > (double)max_pixels)
+            return nb_fail(NB_ERR_FORMAT, "%s: PGM is %lux%lu, %.0f pixels, more than the limit "
+                           "of %ld (raise it with --max-pixels)", path, w, h,
+                           (double)w * (double)h, max_pixels);
+        *width_io = width = (int)w;
+        *height_io = height = (int)h;
+    }
     if (w != (unsigned long)width || h != (unsigned long)height)
         return wrong_size(path, (long)w, (long)h, width, height);
 
@@ -311,12 +335,140 @@ static nb_status load_pgm(const char *path, const uint8_t *data, size_t size, in
                                path, v, (size_t)(r.px - data) + i * (size_t)bytes, maxval);
         }
     }
-    to_chw(&r, channels, height, width, chw);
-    nb_free(owned);
+    *r_out = r;
+    *owned_out = owned;
     return NB_OK;
 }
 
+static nb_status load_pgm(const char *path, const uint8_t *data, size_t size, int channels,
+                          int height, int width, float *chw) {
+    raw_image r;
+    uint8_t *owned = NULL;
+    nb_status s = parse_pgm(path, data, size, &height, &width, 0, &r, &owned);
+    if (!s) to_chw(&r, channels, height, width, chw);
+    nb_free(owned);
+    return s;
+}
+
+/* ---- 8-bit pixels ------------------------------------------------------- */
+
+/* Samples into an 8-bit image of 1 (gray) or 3 (RGB) channels: alpha
+ * dropped, 16-bit samples cut to their high byte and other PGM maxvals
+ * scaled to 0..255 with rounding. */
+static nb_status raw_to_image(const char *path, const raw_image *r, int height, int width,
+                              nb_image *out) {
+    const int ch = r->src_ch >= 3 ? 3 : 1;
+    size_t total = (size_t)height * (size_t)width * (size_t)ch;
+    uint8_t *px = nb_alloc(total, "image pixels");
+    if (!px) return nb_fail_prefix(NB_ERR_NOMEM, "%s: ", path);
+    const bool plain = r->maxval == 255u || r->maxval == 65535u;
+    for (int y = 0; y < height; y++) {
+        const uint8_t *row = r->px + (size_t)y * r->stride;
+        uint8_t *dst = px + (size_t)y * (size_t)width * (size_t)ch;
+        for (int x = 0; x < width; x++) {
+            const uint8_t *p = row + (size_t)x * (size_t)(r->src_ch * r->bytes);
+            for (int c = 0; c < ch; c++) {
+                const uint8_t *q = p + c * r->bytes;
+                dst[(size_t)x * (size_t)ch + (size_t)c] =
+                    plain ? q[0] : (uint8_t)((sample(r, q) * 255u + r->maxval / 2) / r->maxval);
+            }
+        }
+    }
+    out->width = width;
+    out->height = height;
+    out->channels = ch;
+    out->pixels = px;
+    return NB_OK;
+}
+
+void nb_image_free(nb_image *im) {
+    if (!im) return;
+    nb_free(im->pixels);
+    memset(im, 0, sizeof *im);
+}
+
 /* ---- entry --------------------------------------------------------------- */
+
+typedef enum image_format { FMT_PNG, FMT_JPEG, FMT_PGM, FMT_UNKNOWN } image_format;
+
+/* From the first bytes; an unknown format gets its message here. */
+static image_format sniff(const char *path, const uint8_t *data, size_t size) {
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (size >= 8 && memcmp(data, png_sig, 8) == 0) return FMT_PNG;
+    if (size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) return FMT_JPEG;
+    if (size >= 2 && data[0] == 'P' && (data[1] == '5' || data[1] == '2')) return FMT_PGM;
+    if (size >= 2 && data[0] == 'P' && data[1] >= '1' && data[1] <= '7') {
+        nb_fail(NB_ERR_FORMAT, "%s: netpbm format P%c is not supported (PGM only: P5 or P2)",
+                path, data[1]);
+    } else {
+        uint8_t head[4] = {0, 0, 0, 0};
+        memcpy(head, data, size < 4 ? size : 4);
+        nb_fail(NB_ERR_FORMAT,
+                "%s: not a PNG, JPEG or PGM image (it starts with bytes %02x %02x %02x %02x)",
+                path, head[0], head[1], head[2], head[3]);
+    }
+    return FMT_UNKNOWN;
+}
+
+static nb_status decode_bytes(const char *path, const uint8_t *data, size_t size, long max_pixels,
+                              nb_image *out) {
+    int height = 0, width = 0;
+    raw_image r;
+    nb_status s;
+    switch (sniff(path, data, size)) {
+    case FMT_JPEG: return nb_jpeg_decode(path, data, size, max_pixels, out);
+    case FMT_PNG: {
+        png_ctx c;
+        memset(&c, 0, sizeof c);
+        c.path = path;
+        c.data = data;
+        c.size = size;
+        s = decode_png(&c, &height, &width, max_pixels, &r);
+        if (!s) s = raw_to_image(path, &r, height, width, out);
+        if (c.png) png_destroy_read_struct(&c.png, c.info ? &c.info : NULL, NULL);
+        nb_free(c.rows);
+        nb_free(c.pixels);
+        return s;
+    }
+    case FMT_PGM: {
+        uint8_t *owned = NULL;
+        s = parse_pgm(path, data, size, &height, &width, max_pixels, &r, &owned);
+        if (!s) s = raw_to_image(path, &r, height, width, out);
+        nb_free(owned);
+        return s;
+    }
+    default: return NB_ERR_FORMAT;
+    }
+}
+
+nb_status nb_image_decode(const char *path, long max_pixels, nb_image *out) {
+    if (!path || !out) return nb_fail(NB_ERR_ARG, "nb_image_decode: path and out must not be NULL");
+    memset(out, 0, sizeof *out);
+    if (max_pixels == 0) max_pixels = NB_IMAGE_MAX_PIXELS;
+    uint8_t *data;
+    size_t size;
+    nb_status s = nb_read_file(path, NB_IMAGE_MAX_FILE, "image", &data, &size);
+    if (s) return s;
+    s = decode_bytes(path, data, size, max_pixels, out);
+    nb_free(data);
+    return s;
+}
+
+/* A JPEG for nb_image_load: decoded, then held to the same size rule. */
+static nb_status load_jpeg(const char *path, const uint8_t *data, size_t size, int channels,
+                           int height, int width, float *chw) {
+    nb_image im;
+    nb_status s = nb_jpeg_decode(path, data, size, NB_IMAGE_MAX_PIXELS, &im);
+    if (s) return s;
+    if (im.width != width || im.height != height) {
+        s = wrong_size(path, im.width, im.height, width, height);
+    } else {
+        raw_image r = {im.pixels, (size_t)im.width * (size_t)im.channels, 1, im.channels, 255u};
+        to_chw(&r, channels, height, width, chw);
+    }
+    nb_image_free(&im);
+    return s;
+}
 
 nb_status nb_image_load(const char *path, int channels, int height, int width, float *chw) {
     if (!path || !chw) return nb_fail(NB_ERR_ARG, "nb_image_load: path and chw must not be NULL");
@@ -330,20 +482,11 @@ nb_status nb_image_load(const char *path, int channels, int height, int width, f
     size_t size;
     nb_status s = nb_read_file(path, NB_IMAGE_MAX_FILE, "image", &data, &size);
     if (s) return s;
-    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (size >= 8 && memcmp(data, png_sig, 8) == 0) {
-        s = load_png(path, data, size, channels, height, width, chw);
-    } else if (size >= 2 && data[0] == 'P' && (data[1] == '5' || data[1] == '2')) {
-        s = load_pgm(path, data, size, channels, height, width, chw);
-    } else if (size >= 2 && data[0] == 'P' && data[1] >= '1' && data[1] <= '7') {
-        s = nb_fail(NB_ERR_FORMAT, "%s: netpbm format P%c is not supported (PGM only: P5 or P2)",
-                    path, data[1]);
-    } else {
-        uint8_t head[4] = {0, 0, 0, 0};
-        memcpy(head, data, size < 4 ? size : 4);
-        s = nb_fail(NB_ERR_FORMAT,
-                    "%s: not a PNG or PGM image (it starts with bytes %02x %02x %02x %02x)", path,
-                    head[0], head[1], head[2], head[3]);
+    switch (sniff(path, data, size)) {
+    case FMT_PNG: s = load_png(path, data, size, channels, height, width, chw); break;
+    case FMT_JPEG: s = load_jpeg(path, data, size, channels, height, width, chw); break;
+    case FMT_PGM: s = load_pgm(path, data, size, channels, height, width, chw); break;
+    default: s = NB_ERR_FORMAT; break;
     }
     nb_free(data);
     return s;

@@ -48,4 +48,9 @@ nb_status nb_atomic_commit(nb_atomic_file *af);
 /* Safe to call on a finished or never-opened (zeroed) af. */
 void nb_atomic_abort(nb_atomic_file *af);
 
+/* JPEG bytes (from path, named in messages) into an 8-bit gray or RGB
+ * image; more than max_pixels pixels (when > 0) is refused first. */
+nb_status nb_jpeg_decode(const char *path, const uint8_t *data, size_t size, long max_pixels,
+                         nb_image *out);
+
 #endif

@@ -48,6 +48,7 @@ void nb_model_free(nb_model *m) {
     if (!m) return;
     nb_graph_free(m->g);
     nb_free(m->layers);
+    nb_model_free_class_names(m);
     nb_free(m);
 }
 

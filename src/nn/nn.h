@@ -34,7 +34,15 @@ struct nb_model {
     nb_status status;                    /* first build error; the model is dead after one */
     int norm_channels;                   /* 0: plain x/255 */
     float mean[NB_MAX_CHANNELS], std[NB_MAX_CHANNELS];
+    char **class_names;                  /* n_class_names (0 or the class count) */
+    int n_class_names;
 };
+
+/* Class names in weights metadata (class_names.c): up to cap entries
+ * written into meta (-1 when they need more), and read back. */
+int nb_model_class_meta(const nb_model *m, nb_meta *meta, int cap);
+nb_status nb_model_apply_class_meta(nb_model *m, const nb_meta *meta, int count, const char *path);
+void nb_model_free_class_names(nb_model *m);
 
 /* The parameters as named tensors (views of the parameter block), with
  * `extra` zeroed slots after them for a checkpoint's optimizer state.

@@ -184,7 +184,7 @@ nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_resul
     data_norm(m, d, mean, std, &pm, &ps);
     if (confusion) memset(confusion, 0, (size_t)classes * (size_t)classes * sizeof *confusion);
     double loss_sum = 0.0;
-    size_t correct = 0;
+    size_t correct = 0, top5 = 0;
     for (int first = 0; !s && first < d->count; first += batch) {
         int count = d->count - first < batch ? d->count - first : batch;
         nb_dataset_batch(d, NULL, (size_t)first, count, pm, ps, x, y);
@@ -199,6 +199,12 @@ nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_resul
                 if (row[k] > row[best]) best = k;
             int truth = (int)y[i];
             correct += best == truth;
+            /* In the top 5 when fewer than 5 logits beat the label's (ties
+             * go to the lower index, as the top-1 pick does). */
+            int above = 0;
+            for (int k = 0; k < classes; k++)
+                above += row[k] > row[truth] || (row[k] == row[truth] && k < truth);
+            top5 += above < 5;
             if (confusion) confusion[(size_t)truth * (size_t)classes + (size_t)best]++;
         }
     }
@@ -210,6 +216,8 @@ nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_resul
         result->correct = correct;
         result->loss = loss_sum / d->count;
         result->accuracy = (double)correct / d->count;
+        result->top5_correct = top5;
+        result->top5 = (double)top5 / d->count;
     }
     return NB_OK;
 }
@@ -250,6 +258,7 @@ typedef struct run {
     nb_rng rng;       /* the shuffle generator, running */
     uint32_t *order;
     float *x, *y;
+    uint8_t *aug_images, *aug_labels; /* a batch's augmented bytes */
     const float *mean, *std;
     long per_epoch;   /* batches in an epoch, the last one partial */
 } run;
@@ -260,6 +269,38 @@ static bool stop_requested(const nb_train_opts *o) { return o->stop && *o->stop;
 static bool run_done(const run *r) {
     const nb_train_opts *o = r->o;
     return o->steps ? r->st.step >= o->steps : r->st.epoch >= o->epochs;
+}
+
+/* A training batch: the samples in the epoch's order, augmented when asked
+ * (each image on its own, so in parallel and still deterministic), then
+ * normalised by nb_dataset_batch. */
+static nb_status fill_batch(run *r, size_t first, int count) {
+    const nb_dataset *d = r->train;
+    const nb_augment *aug = r->o->augment;
+    if (!aug || (!aug->rrc && !aug->flip && !aug->crop_pad)) {
+        nb_dataset_batch(d, r->order, first, count, r->mean, r->std, r->x, r->y);
+        return NB_OK;
+    }
+    const size_t sample = (size_t)d->channels * (size_t)d->height * (size_t)d->width;
+    nb_status s = NB_OK;
+    /* Threads only when there is work for them: small images take less
+     * time to augment than a parallel region takes to start. */
+#pragma omp parallel for schedule(static) if ((size_t)count * sample >= ((size_t)1 << 20))
+    for (int b = 0; b < count; b++) {
+        uint32_t idx = r->order[first + (size_t)b];
+        nb_status mine = nb_augment_image(aug, r->o->seed, r->st.epoch, idx, d->channels, d->height,
+                                          d->width, d->images + idx * sample,
+                                          r->aug_images + (size_t)b * sample);
+        r->aug_labels[b] = d->labels[idx];
+        if (mine) {
+#pragma omp critical(nb_fill_batch)
+            s = mine;
+        }
+    }
+    if (s) return s;
+    nb_dataset batch = {count, d->channels, d->height, d->width, r->aug_images, r->aug_labels};
+    nb_dataset_batch(&batch, NULL, 0, count, r->mean, r->std, r->x, r->y);
+    return NB_OK;
 }
 
 static nb_status save_checkpoint(run *r, const char *path) {
@@ -288,9 +329,11 @@ static nb_status train_epoch(run *r, double *seconds, size_t *trained) {
            !stop_requested(o)) {
         size_t first = (size_t)st->batch_in_epoch * (size_t)o->batch;
         int count = (size_t)d->count - first < (size_t)o->batch ? (int)((size_t)d->count - first) : o->batch;
-        nb_dataset_batch(d, r->order, first, count, r->mean, r->std, r->x, r->y);
+        nb_status s = fill_batch(r, first, count);
+        if (s) return nb_fail_prefix(s, "epoch %d, step %ld: augmenting the batch: ", st->epoch + 1,
+                                     st->step + 1);
         float loss;
-        nb_status s = nb_model_train_step(r->m, r->opt, r->x, r->y, count, &loss);
+        s = nb_model_train_step(r->m, r->opt, r->x, r->y, count, &loss);
         if (s == NB_ERR_NONFINITE && o->skip_nonfinite) {
             st->skipped++;
         } else if (s) {
@@ -425,7 +468,15 @@ nb_status nb_train(nb_model *m, nb_optimizer *opt, const nb_dataset *train, cons
     r.order = nb_alloc((size_t)train->count * sizeof *r.order, "shuffle order");
     r.x = nb_alloc((size_t)o->batch * sample * sizeof(float), "training batch");
     r.y = nb_alloc((size_t)o->batch * sizeof(float), "training labels");
-    s = r.order && r.x && r.y ? run_loop(&r) : NB_ERR_NOMEM;
+    bool aug_ok = true;
+    if (o->augment) {
+        r.aug_images = nb_alloc((size_t)o->batch * sample, "augmented batch");
+        r.aug_labels = nb_alloc((size_t)o->batch, "augmented labels");
+        aug_ok = r.aug_images && r.aug_labels;
+    }
+    s = r.order && r.x && r.y && aug_ok ? run_loop(&r) : NB_ERR_NOMEM;
+    nb_free(r.aug_images);
+    nb_free(r.aug_labels);
     nb_free(r.order);
     nb_free(r.x);
     nb_free(r.y);

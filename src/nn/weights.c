@@ -113,10 +113,22 @@ nb_status nb_model_save(const nb_model *m, const char *path) {
     int count;
     nb_named_tensor *t = nb_model_tensors(m, 0, &count);
     if (!t) return NB_ERR_NOMEM;
-    nb_meta meta[8];
-    int n_meta = nb_model_meta(m, meta, 8);
-    s = nb_safetensors_save(path, t, count, meta, n_meta);
+    /* The class names' entries follow the model's own. */
+    enum { MODEL_META = 8, CLASS_META = 160 };
+    nb_meta *meta = nb_alloc((MODEL_META + CLASS_META) * sizeof *meta, "metadata");
+    if (!meta) {
+        nb_free(t);
+        return NB_ERR_NOMEM;
+    }
+    int n_meta = nb_model_meta(m, meta, MODEL_META);
+    int n_class = nb_model_class_meta(m, meta + n_meta, CLASS_META);
+    if (n_class < 0)
+        s = nb_fail(NB_ERR_ARG, "%s: the %d class names take more than %d metadata entries of "
+                    "%zu bytes", path, m->n_class_names, CLASS_META, sizeof meta->value);
+    else
+        s = nb_safetensors_save(path, t, count, meta, n_meta + n_class);
     nb_free(t);
+    nb_free(meta);
     return s;
 }
 
@@ -141,13 +153,15 @@ nb_status nb_model_load(nb_model *m, const char *path) {
     if (s) return s;
     int count, n_meta = 0;
     nb_named_tensor *t = nb_model_tensors(m, 0, &count);
-    nb_meta *meta = nb_alloc(32 * sizeof *meta, "metadata");
+    enum { MAX_META = 200 }; /* the model's entries and the class names' */
+    nb_meta *meta = nb_alloc(MAX_META * sizeof *meta, "metadata");
     if (!t || !meta) s = NB_ERR_NOMEM;
     /* A checkpoint's optimizer tensors are the only extras allowed. */
     bool extra = false;
-    if (!s) s = is_checkpoint(path, meta, 32, &extra);
-    if (!s) s = nb_safetensors_load(path, t, count, extra, meta, 32, &n_meta);
+    if (!s) s = is_checkpoint(path, meta, MAX_META, &extra);
+    if (!s) s = nb_safetensors_load(path, t, count, extra, meta, MAX_META, &n_meta);
     if (!s) s = nb_model_apply_meta(m, meta, n_meta, path);
+    if (!s) s = nb_model_apply_class_meta(m, meta, n_meta, path);
     nb_free(t);
     nb_free(meta);
     return s;
