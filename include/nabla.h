@@ -138,6 +138,12 @@ nb_node *nb_const(nb_graph *g, const char *name, int ndim, const int *shape, con
  * one contiguous block with a parallel gradient block (nb_graph_params). */
 nb_node *nb_param(nb_graph *g, const char *name, int ndim, const int *shape);
 
+/* A buffer: state an operator updates itself in train mode (batch norm's
+ * running statistics), initialised from values (NULL: zeros). It has no
+ * gradient, is no parameter and no optimizer touches it; a model saves it
+ * with its weights. */
+nb_node *nb_buffer(nb_graph *g, const char *name, int ndim, const int *shape, const float *values);
+
 /* Copy `batch` samples into an input node; batch may differ from the batch
  * it was created with. */
 nb_status nb_feed(nb_node *input, const float *data, int batch);
@@ -272,6 +278,21 @@ nb_node *nb_adaptive_avgpool2d(nb_graph *g, nb_node *x, int out_h, int out_w);
  * scale the rest by 1/(1-p); identity in eval mode. Seeded, so repeatable. */
 nb_node *nb_dropout(nb_graph *g, nb_node *x, float p, uint64_t seed);
 
+/* Batch normalisation, as torch.nn.BatchNorm2d / BatchNorm1d. x is
+ * [N, C, H, W] (2d) or [N, C] / [N, C, L] (1d); weight, bias (parameters)
+ * and running_mean, running_var (buffers, nb_buffer) are [C]. Train mode
+ * normalises each channel by its batch mean and biased variance, then
+ * updates running_mean and running_var (with the unbiased variance) by
+ * momentum (PyTorch: 0.1) and counts the batch; eval mode normalises by the
+ * running statistics. eps: PyTorch's 1e-5. */
+nb_node *nb_batchnorm2d(nb_graph *g, nb_node *x, nb_node *weight, nb_node *bias,
+                        nb_node *running_mean, nb_node *running_var, float momentum, float eps);
+nb_node *nb_batchnorm1d(nb_graph *g, nb_node *x, nb_node *weight, nb_node *bias,
+                        nb_node *running_mean, nb_node *running_var, float momentum, float eps);
+/* A batch norm node's count of train-mode forwards (num_batches_tracked). */
+int64_t nb_batchnorm_batches(const nb_node *bn);
+void nb_batchnorm_set_batches(nb_node *bn, int64_t batches);
+
 /* ------------------------------------------------------------------------ */
 /* Files: IDX data, datasets, images, safetensors                            */
 /* ------------------------------------------------------------------------ */
@@ -331,6 +352,10 @@ nb_status nb_image_load(const char *path, int channels, int height, int width, f
 typedef struct nb_named_tensor {
     const char *name;
     nb_tensor tensor; /* shape to expect or write; data to fill or write */
+    /* Non-NULL: an I64 tensor of tensor's shape (batch norm's
+     * num_batches_tracked), written from and read into these integers;
+     * tensor.data is then unused. */
+    int64_t *i64;
 } nb_named_tensor;
 
 /* A metadata entry of a safetensors header ("__metadata__", string->string). */
@@ -339,13 +364,14 @@ typedef struct nb_meta {
     char value[256];
 } nb_meta;
 
-/* Write F32 tensors, little-endian, with optional metadata, atomically. */
+/* Write F32 tensors (I64 for those with i64), little-endian, with optional
+ * metadata, atomically. */
 nb_status nb_safetensors_save(const char *path, const nb_named_tensor *tensors, int count,
                               const nb_meta *meta, int meta_count);
 /* Read the tensors named in `tensors` (their shapes are what is expected,
  * their data buffers are filled). Every name, shape and dtype is checked and
  * all mismatches are reported at once; F32 is read as is, F64/F16/BF16 are
- * converted. Tensors in the file that are not asked for are an error unless
+ * converted; a tensor with i64 must be I64 in the file. Tensors in the file that are not asked for are an error unless
  * allow_extra. Up to meta_cap metadata entries go to meta (may be NULL) and
  * their number to *meta_count (may be NULL). On failure no buffer is
  * changed. */
