@@ -478,6 +478,26 @@ nb_status nb_model_softmax(nb_model *m);
 nb_status nb_model_flatten(nb_model *m);
 /* p = 0 adds an identity layer (it keeps its place in the numbering). */
 nb_status nb_model_dropout(nb_model *m, float p);
+/* Batch normalisation as torch.nn.BatchNorm2d(C) (after a [N, C, H, W]
+ * layer) or BatchNorm1d(C) (after a [N, C] one): parameters name.weight and
+ * name.bias, buffers name.running_mean, name.running_var and
+ * name.num_batches_tracked (I64), saved and loaded with the weights and
+ * carried by checkpoints; the optimizer never sees the buffers. Training
+ * steps run in train mode (batch statistics, buffers updated), evaluation
+ * and prediction in eval mode (running statistics), as dropout switches. */
+nb_status nb_model_batchnorm2d(nb_model *m, const char *name);
+nb_status nb_model_batchnorm1d(nb_model *m, const char *name);
+/* Branches (residual networks). Each layer reads the head, the output of
+ * the layer added last; nb_model_set_head points it at the input or any
+ * earlier layer's output instead (nb_model_head tells which node is the head
+ * now), and nb_model_add adds a layer whose output is head + other, two
+ * outputs of equal shape (else NB_ERR_SHAPE naming both). A block:
+ *     nb_node *x = nb_model_head(m);
+ *     conv2d, batchnorm2d, relu, conv2d, batchnorm2d;
+ *     nb_model_add(m, NULL, x); nb_model_relu(m); */
+nb_node *nb_model_head(const nb_model *m);
+nb_status nb_model_set_head(nb_model *m, nb_node *node);
+nb_status nb_model_add(nb_model *m, const char *name, nb_node *other);
 
 /* Add the head, check that the network's output is [N, classes], and
  * initialise the parameters with nb_model_init(m, seed). */

@@ -11,3 +11,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential make pkg-config clang libomp-dev libclang-rt-14-dev \
     zlib1g-dev libpng-dev libcjson-dev libcmocka-dev \
     dataset-fashion-mnist python3 python3-numpy python3-torch
+# test-only: tests/torch_resnet18_check.py compares the built-in resnet18 with torchvision's
+$SUDO apt-get install -y -qq --no-install-recommends python3-torchvision
