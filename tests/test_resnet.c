@@ -1,11 +1,12 @@
-/* test_resnet.c — the built-in resnet18 against torchvision's.
+/* test_resnet.c — the built-in resnet18 against torchvision's, and
+ * examples/resnet20.net against the same network written in PyTorch.
  *
- * tests/torch_resnet18_check.py (run now with /usr/bin/python3) exports a
- * torchvision ResNet-18 state_dict, a batch of two 3x224x224 images, its
- * eval-mode logits, and one train-mode step's logits, loss, gradients and
- * running statistics. nabla loads that state_dict (every name and shape must
- * match, none left over, num_batches_tracked as I64) and must give the same
- * numbers; then the weights nabla saves load into torchvision with
+ * tests/torch_resnet_check.py (run now with /usr/bin/python3) exports the
+ * PyTorch model's state_dict, a batch (two 3x224x224 images; eight 1x28x28),
+ * its eval-mode logits, and one train-mode step's logits, loss, gradients
+ * and running statistics. nabla loads that state_dict (every name and shape
+ * must match, none left over, num_batches_tracked as I64) and must give the
+ * same numbers; then the weights nabla saves load into PyTorch with
  * strict=True and give nabla's logits. Without PyTorch and torchvision the
  * test fails, unless NB_SKIP_TORCH=1. */
 #include "support.h"
@@ -30,8 +31,9 @@ static double rel_diff(const float *a, const float *b, size_t n) {
     return d / ref;
 }
 
-static void test_resnet18_matches_torchvision(void **s) {
-    (void)s;
+/* model: what nb_model_create takes; script_name: the PyTorch model. */
+static void check_against_torch(const char *model, const char *script_name, int B, int ch, int hw,
+                                int batchnorms) {
     if (!have_torchvision()) {
         if (getenv("NB_SKIP_TORCH")) skip();
         fail_msg("/usr/bin/python3 cannot import torch and torchvision: install python3-torch and "
@@ -39,11 +41,13 @@ static void test_resnet18_matches_torchvision(void **s) {
                  "this test locally");
     }
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch_resnet18_check.py export %s", tmpdir);
+    tmpdir_clear();
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch_resnet_check.py export %s %s",
+             script_name, tmpdir);
     assert_int_equal(system(cmd), 0);
 
     nb_model_config cfg = {.classes = 10};
-    nb_model *m = nb_model_create("resnet18", &cfg);
+    nb_model *m = nb_model_create(model, &cfg);
     assert_non_null(m);
     assert_ok(nb_model_load(m, tmp_path("weights.safetensors")));
     nb_graph *g = nb_model_graph(m);
@@ -55,13 +59,14 @@ static void test_resnet18_matches_torchvision(void **s) {
         assert_int_equal(nb_batchnorm_batches(n), 3);
         bn_count++;
     }
-    assert_int_equal(bn_count, 20); /* bn1, 16 in the blocks, 3 downsample.1 */
+    assert_int_equal(bn_count, batchnorms);
 
-    enum { B = 2, IMG = 3 * 224 * 224, C = 10 };
-    static float input[B * IMG];
-    float labels[B], eval_logits[B * C], train_logits[B * C], loss;
+    enum { C = 10 };
+    float *input = malloc((size_t)B * ch * hw * hw * sizeof(float));
+    float labels[8], eval_logits[8 * C], train_logits[8 * C], loss;
+    assert_true(B <= 8);
     nb_named_tensor batch[5] = {
-        {"input", {4, {B, 3, 224, 224}, input}, NULL},
+        {"input", {4, {B, ch, hw, hw}, input}, NULL},
         {"labels", {1, {B}, labels}, NULL},
         {"eval_logits", {2, {B, C}, eval_logits}, NULL},
         {"train_logits", {2, {B, C}, train_logits}, NULL},
@@ -143,15 +148,30 @@ static void test_resnet18_matches_torchvision(void **s) {
     assert_ok(nb_model_save(m, tmp_path("nabla.safetensors")));
     nb_named_tensor out = {"logits", *nb_value(nb_model_logits(m)), NULL};
     assert_ok(nb_safetensors_save(tmp_path("nabla_logits.safetensors"), &out, 1, NULL, 0));
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch_resnet18_check.py check %s", tmpdir);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch_resnet_check.py check %s %s",
+             script_name, tmpdir);
     assert_int_equal(system(cmd), 0);
     free(want);
+    free(input);
     nb_model_free(m);
+}
+
+static void test_resnet18_matches_torchvision(void **s) {
+    (void)s;
+    /* bn1, 16 in the blocks, 3 downsample.1 */
+    check_against_torch("resnet18", "resnet18", 2, 3, 224, 20);
+}
+
+static void test_resnet20_file_matches_torch(void **s) {
+    (void)s;
+    /* bn1, 18 in the blocks, 2 downsample.1 */
+    check_against_torch("examples/resnet20.net", "resnet20", 8, 1, 28, 21);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resnet18_matches_torchvision),
+        cmocka_unit_test(test_resnet20_file_matches_torch),
     };
     return cmocka_run_group_tests_name("resnet", tests, tmpdir_setup, tmpdir_teardown);
 }
