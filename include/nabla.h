@@ -253,6 +253,10 @@ nb_node *nb_log_softmax(nb_graph *g, nb_node *a);
 /* Losses give a scalar of shape [1]. labels holds class indices 0..C-1 as
  * floats, shape [N]. */
 nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels); /* mean over N */
+/* Label smoothing for a nb_softmax_cross_entropy node, as
+ * F.cross_entropy(label_smoothing=s): the target becomes (1 - s) onehot + s/C.
+ * 0 (the default) is the plain loss. */
+nb_status nb_set_label_smoothing(nb_node *loss, float smoothing);
 /* Binary cross-entropy, mean over all elements, targets in [0, 1]. */
 nb_node *nb_bce(nb_graph *g, nb_node *probs, nb_node *targets);
 nb_node *nb_bce_with_logits(nb_graph *g, nb_node *logits, nb_node *targets);
@@ -407,6 +411,12 @@ typedef struct nb_optimizer_opts {
     float power;        /* INV */
     long total_steps;   /* COSINE: steps to anneal over */
     float min_lr;       /* COSINE */
+    /* > 0: linear warm-up over this many steps before the schedule: step k
+     * < warmup_steps uses lr (1/W + (1 - 1/W) k/W), W = warmup_steps
+     * (torch's LinearLR(start_factor=1/W, total_iters=W)); step k >= W uses
+     * the schedule at step k - W (SequentialLR with milestones=[W]), so a
+     * cosine's total_steps counts the steps after the warm-up. */
+    long warmup_steps;
 } nb_optimizer_opts;
 
 typedef struct nb_optimizer nb_optimizer;
@@ -429,6 +439,9 @@ uint64_t nb_optimizer_steps(const nb_optimizer *opt);
  * and the step count. Setting the step restores a resumed run. */
 void nb_optimizer_state(nb_optimizer *opt, float **buf0, float **buf1);
 void nb_optimizer_set_steps(nb_optimizer *opt, uint64_t steps);
+/* Exclude params[begin, end) from weight decay (torch: a parameter group
+ * with weight_decay 0). May be called for several ranges. */
+nb_status nb_optimizer_no_decay(nb_optimizer *opt, size_t begin, size_t end);
 
 /* ------------------------------------------------------------------------ */
 /* Networks, models and training                                             */
@@ -498,6 +511,11 @@ nb_status nb_model_batchnorm1d(nb_model *m, const char *name);
 nb_node *nb_model_head(const nb_model *m);
 nb_status nb_model_set_head(nb_model *m, nb_node *node);
 nb_status nb_model_add(nb_model *m, const char *name, nb_node *other);
+/* Exclude every bias and every batch norm weight and bias from weight decay
+ * in opt (made for this model's parameter block): torch's two parameter
+ * groups, the second with weight_decay 0. Returns how many parameter tensors
+ * were excluded in *count (may be NULL). */
+nb_status nb_model_no_decay_norm_bias(const nb_model *m, nb_optimizer *opt, int *count);
 
 /* Add the head, check that the network's output is [N, classes], and
  * initialise the parameters with nb_model_init(m, seed). */

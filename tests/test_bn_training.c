@@ -204,8 +204,11 @@ static bool have_torch(void) {
     return system("/usr/bin/python3 -c 'import torch, torchvision' >/dev/null 2>&1") == 0;
 }
 
-static void test_sgd_steps_match_torch(void **s) {
-    (void)s;
+static bool torch_fixtures_ready;
+
+/* Run tests/torch_bn_sgd_check.py once for the tests below. */
+static void need_torch_fixtures(void) {
+    if (torch_fixtures_ready) return;
     if (!have_torch()) {
         if (getenv("NB_SKIP_TORCH")) skip();
         fail_msg("/usr/bin/python3 cannot import torch and torchvision: install them "
@@ -214,13 +217,32 @@ static void test_sgd_steps_match_torch(void **s) {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch_bn_sgd_check.py %s", tmpdir);
     assert_int_equal(system(cmd), 0);
+    torch_fixtures_ready = true;
+}
+
+/* Five SGD steps (lr 0.1, momentum 0.9, weight_decay wd) from PyTorch's
+ * init on its batches; returns how far the weights or the buffers end from
+ * `fixture`'s, whichever is further, relative to the largest. */
+static double five_steps_vs(const char *fixture, float wd, float smoothing, bool no_decay) {
+    need_torch_fixtures();
     nb_model *m = bn_model(1), *want = bn_model(1);
     assert_ok(nb_model_load(m, tmp_path("init.safetensors")));
-    assert_ok(nb_model_load(want, tmp_path("final.safetensors")));
+    assert_ok(nb_model_load(want, tmp_path(fixture)));
     static float x[5 * 8 * 64], labels[5 * 8];
     nb_named_tensor data[2] = {{"x", {4, {40, 1, 8, 8}, x}, NULL}, {"labels", {2, {5, 8}, labels}, NULL}};
-    assert_ok(nb_safetensors_load(tmp_path("data.safetensors"), data, 2, 0, NULL, 0, NULL));
-    nb_optimizer *opt = sgd(m);
+    assert_ok(nb_safetensors_load(tmp_path("data.safetensors"), data, 2, 1, NULL, 0, NULL));
+    nb_optimizer_opts o = nb_optimizer_defaults(NB_OPT_SGD);
+    o.lr = 0.1f;
+    o.momentum = 0.9f;
+    o.weight_decay = wd;
+    nb_optimizer *opt = nb_optimizer_new(&o, nb_graph_params(nb_model_graph(m), NULL, NULL));
+    assert_non_null(opt);
+    if (no_decay) {
+        int count;
+        assert_ok(nb_model_no_decay_norm_bias(m, opt, &count));
+        assert_int_equal(count, 5); /* bn.weight, bn.bias, bn1.weight, bn1.bias, fc.bias */
+    }
+    assert_ok(nb_set_label_smoothing(nb_model_loss(m), smoothing));
     for (int step = 0; step < 5; step++)
         assert_ok(nb_model_train_step(m, opt, x + step * 8 * 64, labels + step * 8, 8, NULL));
     size_t n;
@@ -231,14 +253,77 @@ static void test_sgd_steps_match_torch(void **s) {
         largest = fmax(largest, fabs((double)ref[i]));
     }
     double dbuf = buffers_diff(m, want);
-    print_message("weights differ by %.3g (largest %.3g), buffers by %.3g of the largest\n", d,
-                  largest, dbuf);
-    assert_true(d <= 1e-5 * largest);
-    assert_true(dbuf <= 1e-5);
+    print_message("%s: weights differ by %.3g (largest %.3g), buffers by %.3g of the largest\n",
+                  fixture, d, largest, dbuf);
     assert_int_equal(nb_batchnorm_batches(nth_node(m, "batchnorm", 1)), 5);
     nb_optimizer_free(opt);
     nb_model_free(m);
     nb_model_free(want);
+    return fmax(d / largest, dbuf);
+}
+
+static void test_sgd_steps_match_torch(void **s) {
+    (void)s;
+    assert_true(five_steps_vs("final.safetensors", 1e-3f, 0.0f, false) <= 1e-5);
+}
+
+static void test_label_smoothing_matches_torch(void **s) {
+    (void)s;
+    assert_true(five_steps_vs("final_smooth.safetensors", 1e-3f, 0.1f, false) <= 1e-5);
+    /* Not vacuous: without smoothing the run ends elsewhere. */
+    assert_true(five_steps_vs("final_smooth.safetensors", 1e-3f, 0.0f, false) > 1e-3);
+}
+
+static void test_no_decay_norm_bias_matches_torch(void **s) {
+    (void)s;
+    assert_true(five_steps_vs("final_nodecay.safetensors", 0.05f, 0.0f, true) <= 1e-5);
+    assert_true(five_steps_vs("final_decay.safetensors", 0.05f, 0.0f, false) <= 1e-5);
+    assert_true(five_steps_vs("final_nodecay.safetensors", 0.05f, 0.0f, false) > 1e-4);
+}
+
+/* --warmup 4 then a cosine over the 6 steps after it, against torch's
+ * SequentialLR(LinearLR, CosineAnnealingLR). */
+static void test_warmup_matches_torch(void **s) {
+    (void)s;
+    need_torch_fixtures();
+    float lrs[10];
+    nb_named_tensor t = {"lrs", {1, {10}, lrs}, NULL};
+    assert_ok(nb_safetensors_load(tmp_path("data.safetensors"), &t, 1, 1, NULL, 0, NULL));
+    nb_optimizer_opts o = nb_optimizer_defaults(NB_OPT_SGD);
+    o.lr = 0.1f;
+    o.schedule = NB_SCHED_COSINE;
+    o.total_steps = 6;
+    o.warmup_steps = 4;
+    nb_optimizer *opt = nb_optimizer_new(&o, 1);
+    assert_non_null(opt);
+    float p = 0, g = 0;
+    for (int k = 0; k < 10; k++) {
+        assert_float_equal(nb_optimizer_lr(opt), lrs[k], 1e-7);
+        assert_ok(nb_optimizer_step(opt, &p, &g));
+    }
+    nb_optimizer_free(opt);
+    o.warmup_steps = -1;
+    assert_null(nb_optimizer_new(&o, 1));
+}
+
+/* The smoothed loss's gradient, checked against finite differences. */
+static void test_label_smoothing_gradcheck(void **s) {
+    (void)s;
+    nb_rng rng;
+    nb_rng_seed(&rng, 2);
+    nb_graph *g = nb_graph_new();
+    nb_node *x = random_input(g, "logits", 2, (int[]){4, 5}, -2.0f, 2.0f, &rng);
+    nb_requires_grad(x, 1);
+    float labels[4] = {0, 3, 4, 1};
+    nb_node *y = nb_input(g, "labels", 1, (int[]){4});
+    assert_ok(nb_feed(y, labels, 4));
+    nb_node *loss = nb_softmax_cross_entropy(g, x, y);
+    assert_ok(nb_set_label_smoothing(loss, 0.2f));
+    assert_ok(nb_forward(g, loss));
+    assert_gradcheck(g, loss, 1e-2, 1e-2);
+    assert_int_equal(nb_set_label_smoothing(loss, 1.5f), NB_ERR_ARG);
+    assert_int_equal(nb_set_label_smoothing(x, 0.1f), NB_ERR_ARG);
+    nb_graph_free(g);
 }
 
 int main(void) {
@@ -246,6 +331,10 @@ int main(void) {
         cmocka_unit_test(test_modes_and_buffers),
         cmocka_unit_test(test_resume_is_bit_identical),
         cmocka_unit_test(test_sgd_steps_match_torch),
+        cmocka_unit_test(test_label_smoothing_matches_torch),
+        cmocka_unit_test(test_no_decay_norm_bias_matches_torch),
+        cmocka_unit_test(test_warmup_matches_torch),
+        cmocka_unit_test(test_label_smoothing_gradcheck),
     };
     return cmocka_run_group_tests_name("bn_training", tests, tmpdir_setup, tmpdir_teardown);
 }

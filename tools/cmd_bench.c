@@ -17,7 +17,7 @@
 #include <time.h>
 
 static const char help[] =
-    "usage: nabla bench --model lenet5|alexnet|mlp|logreg|FILE [options]\n"
+    "usage: nabla bench --model lenet5|alexnet|resnet18|mlp|logreg|FILE [options]\n"
     "\n"
     "Time training steps (forward, backward, SGD update) and inference\n"
     "batches on random data of the model's input size, and report images per\n"
