@@ -134,6 +134,18 @@ static void test_modes_and_buffers(void **s) {
     memcpy(eval_logits, nb_value(nb_model_logits(m))->data, sizeof eval_logits);
     assert_ok(nb_model_eval_batch(back, x, NULL, 8, NULL));
     assert_memory_equal(eval_logits, nb_value(nb_model_logits(back))->data, sizeof eval_logits);
+    /* A file without the buffers is refused, naming them; an I64 tensor
+     * asked for as I64 only. */
+    nb_named_tensor only_fc = {"fc.bias", *nb_value(nb_graph_param(nb_model_graph(m), 7)), NULL};
+    assert_string_equal(nb_node_name(nb_graph_param(nb_model_graph(m), 7)), "fc.bias");
+    assert_ok(nb_safetensors_save(tmp_path("partial.safetensors"), &only_fc, 1, NULL, 0));
+    assert_int_equal(nb_model_load(back, tmp_path("partial.safetensors")), NB_ERR_SHAPE);
+    assert_non_null(strstr(nb_last_error(), "bn.running_mean: missing from the file"));
+    assert_non_null(strstr(nb_last_error(), "bn1.num_batches_tracked: missing"));
+    nb_named_tensor as_i64 = {"fc.bias", {1, {3}, NULL}, (int64_t[3]){0}};
+    assert_int_equal(nb_safetensors_load(tmp_path("partial.safetensors"), &as_i64, 1, 0, NULL, 0, NULL),
+                     NB_ERR_SHAPE);
+    assert_non_null(strstr(nb_last_error(), "fc.bias: dtype F32, expected I64"));
     nb_model_free(back);
     nb_model_free(m);
 }
