@@ -543,7 +543,9 @@ typedef struct nb_model_config {
  *            -> relu -> maxpool 2 -> flatten -> fc1 400->120 -> relu
  *            -> fc2 120->84 -> relu -> fc3 84->classes
  *   alexnet  torchvision's AlexNet on 3x224x224, names features.0 ...
- *            classifier.6 */
+ *            classifier.6
+ *   resnet18 torchvision's ResNet-18 on 3x224x224, names conv1, bn1,
+ *            layer1.0.conv1 ... layer2.0.downsample.1 ... fc */
 nb_model *nb_model_create(const char *name_or_path, const nb_model_config *cfg);
 
 /* Network files: text, one layer per line, '#' starts a comment, options
@@ -555,8 +557,14 @@ nb_model *nb_model_create(const char *name_or_path, const nb_model_config *cfg);
  *     adaptive_avgpool2d out=6      # out=HxW for a non-square output
  *     dropout p=0.5
  *     linear name=fc1 out=120       # bias=0 for none
+ *     batchnorm2d name=bn1          # batchnorm1d after linear
+ *     add from=a,b                  # a + b; "add from=a": the previous line's output + a
  * Sizes take N or HxW (kernel=3x5). name= is optional (default: the layer's
- * position, from 0). cfg->classes, when set, must equal the network's
+ * position, from 0) and allowed on every layer; from=NAME (every layer)
+ * reads that earlier named layer's output, or the input (from=input),
+ * instead of the previous line's. Names resolve only among the lines above,
+ * so there are no cycles; an unknown name, a name given twice, or an add of
+ * two shapes that differ is an error naming the line (and both shapes). cfg->classes, when set, must equal the network's
  * output; cfg->hidden is ignored. Every error names the source and line:
  * "net.txt:4: conv2d: unknown option 'kernal'". */
 nb_model *nb_model_parse(const char *text, const char *source, const nb_model_config *cfg);
