@@ -527,7 +527,7 @@ void nb_model_init(nb_model *m, uint64_t seed);
 
 /* Options of the built-in models; all-zero means the defaults. */
 typedef struct nb_model_config {
-    int classes;    /* output classes; 0: the model's default (10; alexnet 1000) */
+    int classes;    /* output classes; 0: the model's default (10; alexnet, resnet18 1000) */
     int hidden;     /* mlp's hidden width; 0: 128 */
     int no_dropout; /* build dropout layers with p = 0: eval-mode dropout with
                        gradients kept, to compare a training step with a

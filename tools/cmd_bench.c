@@ -30,7 +30,7 @@ static const char help[] =
     "  --steps N      timed steps per round (default: about 0.4 s worth)\n"
     "  --rounds R     timed rounds; the median is reported (default 5)\n"
     "  --peak G       FMA peak of one core in GFLOP/s (default: measured)\n"
-    "  --classes N    output classes (default 10; alexnet 1000)\n"
+    "  --classes N    output classes (default 10; alexnet, resnet18 1000)\n"
     "  --no-layers    skip the per-layer profile\n"
     "  --json         print one JSON object instead of the table\n";
 

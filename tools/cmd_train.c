@@ -56,7 +56,7 @@ static const char help[] =
     "  --no-test           skip the test-set evaluation after each epoch\n"
     "  --profile           print the time spent in each operator and node at the end\n"
     "  --hidden H          mlp hidden width (default 128)\n"
-    "  --classes N         output classes (default 10; alexnet 1000)\n"
+    "  --classes N         output classes (default 10; alexnet, resnet18 1000)\n"
     "  --normalize M,S     feed (x/255 - M) / S; per channel: M1,..,Mc,S1,..,Sc\n"
     "                      (default x/255; saved with the weights)\n"
     "\n"
