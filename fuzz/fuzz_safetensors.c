@@ -7,9 +7,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!path) return 0;
     static float a[6 * 1 * 5 * 5], b[6], c[4];
     nb_named_tensor want[3] = {
-        {"conv1.weight", {4, {6, 1, 5, 5}, a}},
-        {"conv1.bias", {1, {6}, b}},
-        {"x", {2, {2, 2}, c}},
+        {"conv1.weight", {4, {6, 1, 5, 5}, a}, NULL},
+        {"conv1.bias", {1, {6}, b}, NULL},
+        {"x", {2, {2, 2}, c}, NULL},
     };
     nb_meta meta[4];
     int meta_count;

@@ -164,6 +164,12 @@ nb_node *nb_const(nb_graph *g, const char *name, int ndim, const int *shape, con
  * one contiguous block with a parallel gradient block (nb_graph_params). */
 nb_node *nb_param(nb_graph *g, const char *name, int ndim, const int *shape);
 
+/* A buffer: state an operator updates itself in train mode (batch norm's
+ * running statistics), initialised from values (NULL: zeros). It has no
+ * gradient, is no parameter and no optimizer touches it; a model saves it
+ * with its weights. */
+nb_node *nb_buffer(nb_graph *g, const char *name, int ndim, const int *shape, const float *values);
+
 /* Copy `batch` samples into an input node; batch may differ from the batch
  * it was created with. */
 nb_status nb_feed(nb_node *input, const float *data, int batch);
@@ -273,6 +279,10 @@ nb_node *nb_log_softmax(nb_graph *g, nb_node *a);
 /* Losses give a scalar of shape [1]. labels holds class indices 0..C-1 as
  * floats, shape [N]. */
 nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels); /* mean over N */
+/* Label smoothing for a nb_softmax_cross_entropy node, as
+ * F.cross_entropy(label_smoothing=s): the target becomes (1 - s) onehot + s/C.
+ * 0 (the default) is the plain loss. */
+nb_status nb_set_label_smoothing(nb_node *loss, float smoothing);
 /* Binary cross-entropy, mean over all elements, targets in [0, 1]. */
 nb_node *nb_bce(nb_graph *g, nb_node *probs, nb_node *targets);
 nb_node *nb_bce_with_logits(nb_graph *g, nb_node *logits, nb_node *targets);
@@ -297,6 +307,21 @@ nb_node *nb_adaptive_avgpool2d(nb_graph *g, nb_node *x, int out_h, int out_w);
 /* Inverted dropout: in train mode zero each element with probability p and
  * scale the rest by 1/(1-p); identity in eval mode. Seeded, so repeatable. */
 nb_node *nb_dropout(nb_graph *g, nb_node *x, float p, uint64_t seed);
+
+/* Batch normalisation, as torch.nn.BatchNorm2d / BatchNorm1d. x is
+ * [N, C, H, W] (2d) or [N, C] / [N, C, L] (1d); weight, bias (parameters)
+ * and running_mean, running_var (buffers, nb_buffer) are [C]. Train mode
+ * normalises each channel by its batch mean and biased variance, then
+ * updates running_mean and running_var (with the unbiased variance) by
+ * momentum (PyTorch: 0.1) and counts the batch; eval mode normalises by the
+ * running statistics. eps: PyTorch's 1e-5. */
+nb_node *nb_batchnorm2d(nb_graph *g, nb_node *x, nb_node *weight, nb_node *bias,
+                        nb_node *running_mean, nb_node *running_var, float momentum, float eps);
+nb_node *nb_batchnorm1d(nb_graph *g, nb_node *x, nb_node *weight, nb_node *bias,
+                        nb_node *running_mean, nb_node *running_var, float momentum, float eps);
+/* A batch norm node's count of train-mode forwards (num_batches_tracked). */
+int64_t nb_batchnorm_batches(const nb_node *bn);
+void nb_batchnorm_set_batches(nb_node *bn, int64_t batches);
 
 /* ------------------------------------------------------------------------ */
 /* Files: IDX data, datasets, images, safetensors                            */
@@ -448,6 +473,10 @@ extern const char *const nb_fashion_mnist_classes[10];
 typedef struct nb_named_tensor {
     const char *name;
     nb_tensor tensor; /* shape to expect or write; data to fill or write */
+    /* Non-NULL: an I64 tensor of tensor's shape (batch norm's
+     * num_batches_tracked), written from and read into these integers;
+     * tensor.data is then unused. */
+    int64_t *i64;
 } nb_named_tensor;
 
 /* A metadata entry of a safetensors header ("__metadata__", string->string). */
@@ -456,13 +485,14 @@ typedef struct nb_meta {
     char value[256];
 } nb_meta;
 
-/* Write F32 tensors, little-endian, with optional metadata, atomically. */
+/* Write F32 tensors (I64 for those with i64), little-endian, with optional
+ * metadata, atomically. */
 nb_status nb_safetensors_save(const char *path, const nb_named_tensor *tensors, int count,
                               const nb_meta *meta, int meta_count);
 /* Read the tensors named in `tensors` (their shapes are what is expected,
  * their data buffers are filled). Every name, shape and dtype is checked and
  * all mismatches are reported at once; F32 is read as is, F64/F16/BF16 are
- * converted. Tensors in the file that are not asked for are an error unless
+ * converted; a tensor with i64 must be I64 in the file. Tensors in the file that are not asked for are an error unless
  * allow_extra. Up to meta_cap metadata entries go to meta (may be NULL) and
  * their number to *meta_count (may be NULL). On failure no buffer is
  * changed. */
@@ -498,6 +528,12 @@ typedef struct nb_optimizer_opts {
     float power;        /* INV */
     long total_steps;   /* COSINE: steps to anneal over */
     float min_lr;       /* COSINE */
+    /* > 0: linear warm-up over this many steps before the schedule: step k
+     * < warmup_steps uses lr (1/W + (1 - 1/W) k/W), W = warmup_steps
+     * (torch's LinearLR(start_factor=1/W, total_iters=W)); step k >= W uses
+     * the schedule at step k - W (SequentialLR with milestones=[W]), so a
+     * cosine's total_steps counts the steps after the warm-up. */
+    long warmup_steps;
 } nb_optimizer_opts;
 
 typedef struct nb_optimizer nb_optimizer;
@@ -520,6 +556,9 @@ uint64_t nb_optimizer_steps(const nb_optimizer *opt);
  * and the step count. Setting the step restores a resumed run. */
 void nb_optimizer_state(nb_optimizer *opt, float **buf0, float **buf1);
 void nb_optimizer_set_steps(nb_optimizer *opt, uint64_t steps);
+/* Exclude params[begin, end) from weight decay (torch: a parameter group
+ * with weight_decay 0). May be called for several ranges. */
+nb_status nb_optimizer_no_decay(nb_optimizer *opt, size_t begin, size_t end);
 
 /* ------------------------------------------------------------------------ */
 /* Networks, models and training                                             */
@@ -569,6 +608,31 @@ nb_status nb_model_softmax(nb_model *m);
 nb_status nb_model_flatten(nb_model *m);
 /* p = 0 adds an identity layer (it keeps its place in the numbering). */
 nb_status nb_model_dropout(nb_model *m, float p);
+/* Batch normalisation as torch.nn.BatchNorm2d(C) (after a [N, C, H, W]
+ * layer) or BatchNorm1d(C) (after a [N, C] one): parameters name.weight and
+ * name.bias, buffers name.running_mean, name.running_var and
+ * name.num_batches_tracked (I64), saved and loaded with the weights and
+ * carried by checkpoints; the optimizer never sees the buffers. Training
+ * steps run in train mode (batch statistics, buffers updated), evaluation
+ * and prediction in eval mode (running statistics), as dropout switches. */
+nb_status nb_model_batchnorm2d(nb_model *m, const char *name);
+nb_status nb_model_batchnorm1d(nb_model *m, const char *name);
+/* Branches (residual networks). Each layer reads the head, the output of
+ * the layer added last; nb_model_set_head points it at the input or any
+ * earlier layer's output instead (nb_model_head tells which node is the head
+ * now), and nb_model_add adds a layer whose output is head + other, two
+ * outputs of equal shape (else NB_ERR_SHAPE naming both). A block:
+ *     nb_node *x = nb_model_head(m);
+ *     conv2d, batchnorm2d, relu, conv2d, batchnorm2d;
+ *     nb_model_add(m, NULL, x); nb_model_relu(m); */
+nb_node *nb_model_head(const nb_model *m);
+nb_status nb_model_set_head(nb_model *m, nb_node *node);
+nb_status nb_model_add(nb_model *m, const char *name, nb_node *other);
+/* Exclude every bias and every batch norm weight and bias from weight decay
+ * in opt (made for this model's parameter block): torch's two parameter
+ * groups, the second with weight_decay 0. Returns how many parameter tensors
+ * were excluded in *count (may be NULL). */
+nb_status nb_model_no_decay_norm_bias(const nb_model *m, nb_optimizer *opt, int *count);
 
 /* Add the head, check that the network's output is [N, classes], and
  * initialise the parameters with nb_model_init(m, seed). */
@@ -580,7 +644,7 @@ void nb_model_init(nb_model *m, uint64_t seed);
 
 /* Options of the built-in models; all-zero means the defaults. */
 typedef struct nb_model_config {
-    int classes;    /* output classes; 0: the model's default (10; alexnet 1000) */
+    int classes;    /* output classes; 0: the model's default (10; alexnet, resnet18 1000) */
     int hidden;     /* mlp's hidden width; 0: 128 */
     int no_dropout; /* build dropout layers with p = 0: eval-mode dropout with
                        gradients kept, to compare a training step with a
@@ -596,7 +660,9 @@ typedef struct nb_model_config {
  *            -> relu -> maxpool 2 -> flatten -> fc1 400->120 -> relu
  *            -> fc2 120->84 -> relu -> fc3 84->classes
  *   alexnet  torchvision's AlexNet on 3x224x224, names features.0 ...
- *            classifier.6 */
+ *            classifier.6
+ *   resnet18 torchvision's ResNet-18 on 3x224x224, names conv1, bn1,
+ *            layer1.0.conv1 ... layer2.0.downsample.1 ... fc */
 nb_model *nb_model_create(const char *name_or_path, const nb_model_config *cfg);
 
 /* Network files: text, one layer per line, '#' starts a comment, options
@@ -608,8 +674,14 @@ nb_model *nb_model_create(const char *name_or_path, const nb_model_config *cfg);
  *     adaptive_avgpool2d out=6      # out=HxW for a non-square output
  *     dropout p=0.5
  *     linear name=fc1 out=120       # bias=0 for none
+ *     batchnorm2d name=bn1          # batchnorm1d after linear
+ *     add from=a,b                  # a + b; "add from=a": the previous line's output + a
  * Sizes take N or HxW (kernel=3x5). name= is optional (default: the layer's
- * position, from 0). cfg->classes, when set, must equal the network's
+ * position, from 0) and allowed on every layer; from=NAME (every layer)
+ * reads that earlier named layer's output, or the input (from=input),
+ * instead of the previous line's. Names resolve only among the lines above,
+ * so there are no cycles; an unknown name, a name given twice, or an add of
+ * two shapes that differ is an error naming the line (and both shapes). cfg->classes, when set, must equal the network's
  * output; cfg->hidden is ignored. Every error names the source and line:
  * "net.txt:4: conv2d: unknown option 'kernal'". */
 nb_model *nb_model_parse(const char *text, const char *source, const nb_model_config *cfg);

@@ -14,5 +14,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     dataset-fashion-mnist python3 python3-numpy python3-torch
 # test-only: Pillow and torchvision, the references for JPEG decoding, the
 # resize and the eval transform (tests/pil_image_check.py), and the writer
-# of Fashion-MNIST image folders (scripts/fashion_mnist_folders.py).
+# of Fashion-MNIST image folders (scripts/fashion_mnist_folders.py); torchvision also for the built-in
+# resnet18 (tests/torch_resnet18_check.py).
 $SUDO apt-get install -y -qq --no-install-recommends python3-pil python3-torchvision

@@ -52,7 +52,7 @@ static const char *write_st(const char *name, long long hlen, const char *json, 
 }
 
 static nb_named_tensor named(const char *name, int ndim, const int *shape, float *data) {
-    nb_named_tensor t = {name, {ndim, {0}, data}};
+    nb_named_tensor t = {name, {ndim, {0}, data}, NULL};
     for (int i = 0; i < ndim; i++) t.tensor.shape[i] = shape[i];
     return t;
 }

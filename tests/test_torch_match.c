@@ -116,10 +116,10 @@ static void test_alexnet_forward_and_gradients_match_torch(void **s) {
     static float input[2 * 3 * 224 * 224];
     float labels[2], logits[20], loss;
     nb_named_tensor batch[4] = {
-        {"input", {4, {2, 3, 224, 224}, input}},
-        {"labels", {1, {2}, labels}},
-        {"logits", {2, {2, 10}, logits}},
-        {"loss", {1, {1}, &loss}},
+        {"input", {4, {2, 3, 224, 224}, input}, NULL},
+        {"labels", {1, {2}, labels}, NULL},
+        {"logits", {2, {2, 10}, logits}, NULL},
+        {"loss", {1, {1}, &loss}, NULL},
     };
     snprintf(path, sizeof path, "%s/batch.safetensors", tmpdir);
     assert_ok(nb_safetensors_load(path, batch, 4, 0, NULL, 0, NULL));

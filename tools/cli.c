@@ -178,7 +178,7 @@ int cli_status_code(nb_status s) { return s == NB_ERR_ARG ? EXIT_USAGE : EXIT_RU
 
 nb_model *cli_open_model(const cli_model_opts *o, int *code) {
     if (!o->model) {
-        cli_error("no model: give --model logreg|mlp|lenet5|alexnet|FILE");
+        cli_error("no model: give --model logreg|mlp|lenet5|alexnet|resnet18|FILE");
         *code = EXIT_USAGE;
         return NULL;
     }

@@ -16,7 +16,7 @@
 #include <time.h>
 
 static const char help[] =
-    "usage: nabla bench --model lenet5|alexnet|mlp|logreg|FILE [options]\n"
+    "usage: nabla bench --model lenet5|alexnet|resnet18|mlp|logreg|FILE [options]\n"
     "\n"
     "Time training steps (forward, backward, SGD update) and inference\n"
     "batches on random data of the model's input size, and report images per\n"
@@ -29,7 +29,7 @@ static const char help[] =
     "  --steps N      timed steps per round (default: about 0.4 s worth)\n"
     "  --rounds R     timed rounds; the median is reported (default 5)\n"
     "  --peak G       FMA peak of one core in GFLOP/s (default: measured)\n"
-    "  --classes N    output classes (default 10; alexnet 1000)\n"
+    "  --classes N    output classes (default 10; alexnet, resnet18 1000)\n"
     "  --no-layers    skip the per-layer profile\n"
     "  --isa T        run SIMD target T (avx512, avx2, neon, generic; default: the best\n"
     "                 this CPU has, or NABLA_ISA's); one the CPU lacks is refused\n"

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 static const char help[] =
-    "usage: nabla train --model lenet5|alexnet|mlp|logreg|FILE [options]\n"
+    "usage: nabla train --model lenet5|alexnet|resnet18|mlp|logreg|FILE [options]\n"
     "\n"
     "Train a classifier and print, after each epoch, the training loss, the\n"
     "test loss and accuracy, and the training speed in images per second.\n"
@@ -47,6 +47,11 @@ static const char help[] =
     "                      constant, step:SIZE:GAMMA (every SIZE steps) or\n"
     "                      inv:GAMMA:POWER\n"
     "  --clip-norm X       scale gradients to a global L2 norm of at most X\n"
+    "  --warmup N          raise the lr linearly over the first N steps (from lr/N,\n"
+    "                      torch's LinearLR), then run the schedule over the rest\n"
+    "  --label-smoothing X train on the target (1-X) onehot + X/classes, as\n"
+    "                      F.cross_entropy(label_smoothing=X); test loss stays plain\n"
+    "  --no-decay-norm-bias  no weight decay on biases and batch norm parameters\n"
     "  --seed S            parameter init and shuffle seed (default 0)\n"
     "  --threads T         worker threads\n"
     "  --init W            start from these weights (.safetensors)\n"
@@ -61,7 +66,7 @@ static const char help[] =
     "  --no-test           skip the test-set evaluation after each epoch\n"
     "  --profile           print the time spent in each operator and node at the end\n"
     "  --hidden H          mlp hidden width (default 128)\n"
-    "  --classes N         output classes (default 10; alexnet 1000)\n"
+    "  --classes N         output classes (default 10; alexnet, resnet18 1000)\n"
     "  --normalize M,S     feed (x/255 - M) / S; per channel: M1,..,Mc,S1,..,Sc;\n"
     "                      imagenet: 0.485,0.456,0.406,0.229,0.224,0.225\n"
     "                      (default x/255; saved with the weights)\n"
@@ -84,6 +89,9 @@ typedef struct train_args {
     cli_data_opts data_opts;
     nb_augment augment;
     bool augment_set;
+    float label_smoothing;
+    long warmup;
+    bool no_decay_norm_bias;
 } train_args;
 
 static int parse_optimizer(const char *v, nb_optimizer_kind *kind) {
@@ -115,6 +123,12 @@ static int train_option(cli_args *a, train_args *t) {
         t->augment_set = true;
         return 1;
     }
+    if (cli_is(a, "--no-decay-norm-bias")) return cli_flag(a) ? (t->no_decay_norm_bias = true, 1) : -1;
+    if (cli_is(a, "--warmup"))
+        return (v = cli_value(a)) && cli_int("--warmup", v, 0, 1L << 40, &t->warmup) ? 1 : -1;
+    if (cli_is(a, "--label-smoothing"))
+        return (v = cli_value(a)) && cli_float("--label-smoothing", v, 0.0, 1.0, &t->label_smoothing)
+                   ? 1 : -1;
     static const char *const valued[] = {"--data", "--epochs", "--steps", "--batch", "--lr",
                                          "--optimizer", "--momentum", "--weight-decay", "--schedule",
                                          "--clip-norm", "--init", "--save", "--checkpoint", "--resume",
@@ -360,7 +374,11 @@ static int run(train_args *t, nb_model *m) {
                "the class names are not saved\n", train_info.classes, nb_model_classes(m),
                train_info.classes);
     long per_epoch = (train.count + t->batch - 1) / t->batch;
-    if (t->opt.schedule == NB_SCHED_COSINE) t->opt.total_steps = t->steps ? t->steps : t->epochs * per_epoch;
+    if (t->opt.schedule == NB_SCHED_COSINE) {
+        /* The cosine anneals over the steps after the warm-up. */
+        long total = t->steps ? t->steps : t->epochs * per_epoch;
+        t->opt.total_steps = total - t->warmup > 0 ? total - t->warmup : 1;
+    }
     size_t n_params = nb_graph_params(nb_model_graph(m), NULL, NULL);
     nb_optimizer *opt = nb_optimizer_new(&t->opt, n_params);
     if (!opt) {
@@ -369,6 +387,15 @@ static int run(train_args *t, nb_model *m) {
         nb_dataset_free(&test);
         nb_dataset_info_free(&train_info);
         nb_dataset_info_free(&test_info);
+        return EXIT_RUNTIME;
+    }
+    int excluded = 0;
+    if ((t->no_decay_norm_bias && nb_model_no_decay_norm_bias(m, opt, &excluded)) ||
+        nb_set_label_smoothing(nb_model_loss(m), t->label_smoothing)) {
+        cli_error("%s", nb_last_error());
+        nb_optimizer_free(opt);
+        nb_dataset_free(&train);
+        nb_dataset_free(&test);
         return EXIT_RUNTIME;
     }
     nb_train_opts o = nb_train_defaults();
@@ -399,6 +426,10 @@ static int run(train_args *t, nb_model *m) {
     if (t->opt.kind == NB_OPT_SGD && t->opt.momentum > 0) printf(" momentum %g", (double)t->opt.momentum);
     static const char *const schedules[] = {"constant", "step", "cosine", "inv"};
     printf(" %s", schedules[t->opt.schedule]);
+    if (t->warmup) printf(" after %ld warm-up steps", t->warmup);
+    if (t->opt.weight_decay > 0) printf(" weight decay %g", (double)t->opt.weight_decay);
+    if (t->no_decay_norm_bias) printf(" (not on %d bias/norm tensors)", excluded);
+    if (t->label_smoothing > 0) printf("; label smoothing %g", (double)t->label_smoothing);
     printf("; batch %ld; ", t->batch);
     if (t->steps) printf("%ld step%s", t->steps, t->steps == 1 ? "" : "s");
     else printf("%ld epoch%s", t->epochs, t->epochs == 1 ? "" : "s");
@@ -493,6 +524,7 @@ int cmd_train(int argc, char **argv) {
     if (t.decay_set) t.opt.weight_decay = given.weight_decay;
     t.opt.nesterov = given.nesterov;
     t.opt.clip_norm = given.clip_norm;
+    t.opt.warmup_steps = t.warmup;
     if (t.schedule && !parse_schedule(t.schedule, &t.opt)) return EXIT_USAGE;
     /* Check the optimizer's options now, not after loading the data: a
      * throwaway optimizer of one parameter says what is wrong. */

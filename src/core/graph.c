@@ -133,6 +133,15 @@ nb_node *nb_input(nb_graph *g, const char *name, int ndim, const int *shape) {
     return n;
 }
 
+nb_node *nb_buffer(nb_graph *g, const char *name, int ndim, const int *shape, const float *values) {
+    nb_node *n = new_leaf(g, NB_NODE_BUFFER, "buffer", name, ndim, shape);
+    if (!n) return NULL;
+    if (ensure_value(n)) return graph_fail(g, NB_ERR_NOMEM);
+    if (values) memcpy(n->value.data, values, n->value_cap * sizeof(float));
+    else memset(n->value.data, 0, n->value_cap * sizeof(float));
+    return n;
+}
+
 nb_node *nb_const(nb_graph *g, const char *name, int ndim, const int *shape, const float *values) {
     nb_node *n = new_leaf(g, NB_NODE_CONST, "constant", name, ndim, shape);
     if (!n) return NULL;
@@ -197,7 +206,7 @@ nb_status nb_feed(nb_node *input, const float *data, int batch) {
 }
 
 void nb_requires_grad(nb_node *n, int on) {
-    if (n && n->kind != NB_NODE_PARAM) n->requires_grad = on != 0;
+    if (n && n->kind != NB_NODE_PARAM && n->kind != NB_NODE_BUFFER) n->requires_grad = on != 0;
 }
 
 const nb_tensor *nb_value(const nb_node *n) { return n ? &n->value : NULL; }
@@ -216,6 +225,7 @@ const char *nb_node_op(const nb_node *n) {
     case NB_NODE_INPUT: return "input";
     case NB_NODE_CONST: return "const";
     case NB_NODE_PARAM: return "param";
+    case NB_NODE_BUFFER: return "buffer";
     case NB_NODE_OP: return n->op->name;
     }
     return "";
@@ -456,7 +466,11 @@ nb_status nb_forward(nb_graph *g, nb_node *target) {
     nb_status s = check_target(g, target, "nb_forward");
     if (s) return s;
     g->forward_done = false;
-    if ((s = mark_reach(g, target)) || (s = plan(g, target))) return s;
+    if ((s = mark_reach(g, target))) return s;
+    g->planning = true;
+    s = plan(g, target);
+    g->planning = false;
+    if (s) return s;
     for (int i = 0; i <= target->id; i++) {
         nb_node *n = g->nodes[i];
         if (!g->reach[i] || n->kind != NB_NODE_OP || n->in_place) continue;

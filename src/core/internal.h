@@ -48,6 +48,7 @@ typedef enum nb_op_kind {
     NB_OP_SOFTMAX_CE, NB_OP_BCE, NB_OP_BCE_LOGITS, NB_OP_SQUARED_ERROR,
     NB_OP_CONV2D, NB_OP_MAXPOOL2D, NB_OP_AVGPOOL2D, NB_OP_ADAPTIVE_AVGPOOL2D,
     NB_OP_DROPOUT,
+    NB_OP_BATCHNORM,
     NB_OP_COUNT
 } nb_op_kind;
 
@@ -78,9 +79,12 @@ typedef struct nb_op_def {
     bool fuses_relu;
 } nb_op_def;
 
-typedef enum nb_node_kind { NB_NODE_INPUT, NB_NODE_CONST, NB_NODE_PARAM, NB_NODE_OP } nb_node_kind;
+/* A buffer is state an operator keeps and updates itself in train mode
+ * (batch norm's running statistics): no gradient, never optimised, saved
+ * with the weights. */
+typedef enum nb_node_kind { NB_NODE_INPUT, NB_NODE_CONST, NB_NODE_PARAM, NB_NODE_OP, NB_NODE_BUFFER } nb_node_kind;
 
-#define NB_MAX_INPUTS 3
+#define NB_MAX_INPUTS 5 /* batch norm: x, weight, bias, running mean, running var */
 
 /* Per-operator settings, fixed at creation. */
 typedef union nb_op_attr {
@@ -93,6 +97,8 @@ typedef union nb_op_attr {
     struct { int out_h, out_w; } adaptive;
     struct { float p; uint64_t seed; } dropout;
     nb_reduction reduction;                         /* squared_error */
+    /* batchnorm; batches counts train-mode forwards (num_batches_tracked) */
+    struct { float momentum, eps; int64_t batches; int spatial; } batchnorm;
 } nb_op_attr;
 
 struct nb_node {
@@ -157,6 +163,7 @@ struct nb_graph {
     bool forward_done;               /* backward needs a forward first */
     const nb_node *forward_target;
     bool profile;                    /* time each node's forward and backward */
+    bool planning;                   /* infer runs for a forward, not at creation */
 };
 
 /* Create an operator node: checks inputs (NULL → propagate), runs infer,

@@ -283,7 +283,7 @@ static nb_status check_request(const nb_named_tensor *tensors, int count) {
             if (t->tensor.shape[d] < 0)
                 return nb_fail(NB_ERR_ARG, "safetensors: requested tensor '%s' has a negative "
                                "dimension", t->name);
-        if (!t->tensor.data && nb_tensor_numel(&t->tensor) > 0)
+        if (!t->tensor.data && !t->i64 && nb_tensor_numel(&t->tensor) > 0)
             return nb_fail(NB_ERR_ARG, "safetensors: requested tensor '%s' has no data buffer",
                            t->name);
         for (int j = 0; j < i; j++)
@@ -438,7 +438,10 @@ static nb_status load(st_load *L, const char *path, const nb_named_tensor *tenso
             add_mismatch(&mm, "%s: file has %s, model expects %s", t->name, fs, ms);
             ok = false;
         }
-        if (!dtype_readable(e->dtype)) {
+        if (t->i64 && e->dtype != ST_I64) {
+            add_mismatch(&mm, "%s: dtype %s, expected I64", t->name, dtype_info[e->dtype].name);
+            ok = false;
+        } else if (!t->i64 && !dtype_readable(e->dtype)) {
             add_mismatch(&mm, "%s: dtype %s is not supported (F32, F64, F16 or BF16)", t->name,
                          dtype_info[e->dtype].name);
             ok = false;
@@ -481,7 +484,13 @@ static nb_status load(st_load *L, const char *path, const nb_named_tensor *tenso
     at = 0;
     for (int i = 0; i < count; i++) {
         const st_entry *e = L->match[i];
-        convert(e, L->staged + at, tensors[i].tensor.data);
+        if (tensors[i].i64) {
+            size_t count_i64 = (size_t)(e->end - e->begin) / 8;
+            for (size_t k = 0; k < count_i64; k++)
+                tensors[i].i64[k] = (int64_t)le64(L->staged + at + 8 * k);
+        } else {
+            convert(e, L->staged + at, tensors[i].tensor.data);
+        }
         at += (size_t)(e->end - e->begin);
     }
     /* Entries too long for nb_meta's fixed fields are skipped rather than
@@ -533,7 +542,7 @@ static nb_status check_save(const nb_named_tensor *tensors, int count, const nb_
         for (int d = 0; d < t->tensor.ndim; d++)
             if (t->tensor.shape[d] < 0)
                 return nb_fail(NB_ERR_ARG, "tensor '%s' has a negative dimension", t->name);
-        if (!t->tensor.data && nb_tensor_numel(&t->tensor) > 0)
+        if (!t->tensor.data && !t->i64 && nb_tensor_numel(&t->tensor) > 0)
             return nb_fail(NB_ERR_ARG, "tensor '%s' has no data", t->name);
         for (int j = 0; j < i; j++)
             if (strcmp(tensors[j].name, t->name) == 0)
@@ -566,9 +575,10 @@ static cJSON *build_header(const nb_named_tensor *tensors, int count, const nb_m
     uint64_t offset = 0;
     for (int i = 0; i < count; i++) {
         const nb_tensor *t = &tensors[i].tensor;
-        uint64_t bytes = (uint64_t)nb_tensor_numel(t) * sizeof(float);
+        const bool i64 = tensors[i].i64 != NULL;
+        uint64_t bytes = (uint64_t)nb_tensor_numel(t) * (i64 ? 8 : sizeof(float));
         cJSON *e = cJSON_AddObjectToObject(root, tensors[i].name);
-        if (!e || !cJSON_AddStringToObject(e, "dtype", "F32")) goto fail;
+        if (!e || !cJSON_AddStringToObject(e, "dtype", i64 ? "I64" : "F32")) goto fail;
         cJSON *shape = cJSON_AddArrayToObject(e, "shape");
         if (!shape) goto fail;
         for (int d = 0; d < t->ndim; d++) {
@@ -614,6 +624,16 @@ static nb_status write_f32(nb_atomic_file *af, const float *x, size_t n) {
     return NB_OK;
 }
 
+static nb_status write_i64(nb_atomic_file *af, const int64_t *x, size_t n) {
+    uint8_t buf[8];
+    for (size_t i = 0; i < n; i++) {
+        put_le64(buf, (uint64_t)x[i]);
+        nb_status s = nb_atomic_write(af, buf, 8);
+        if (s) return s;
+    }
+    return NB_OK;
+}
+
 nb_status nb_safetensors_save(const char *path, const nb_named_tensor *tensors, int count,
                               const nb_meta *meta, int meta_count) {
     if (!path) return nb_fail(NB_ERR_ARG, "nb_safetensors_save: path is NULL");
@@ -642,7 +662,8 @@ nb_status nb_safetensors_save(const char *path, const nb_named_tensor *tensors, 
     if (!s) s = nb_atomic_write(&af, head, 8 + hlen);
     nb_free(head);
     for (int i = 0; i < count && !s; i++)
-        s = write_f32(&af, tensors[i].tensor.data, nb_tensor_numel(&tensors[i].tensor));
+        s = tensors[i].i64 ? write_i64(&af, tensors[i].i64, nb_tensor_numel(&tensors[i].tensor))
+                           : write_f32(&af, tensors[i].tensor.data, nb_tensor_numel(&tensors[i].tensor));
     if (!s) s = nb_atomic_commit(&af);
     return s;
 }

@@ -222,6 +222,105 @@ nb_status nb_model_adaptive_avgpool2d(nb_model *m, int out_h, int out_w) {
     return end_layer(m, L, nb_adaptive_avgpool2d(m->g, m->head, out_h, out_w));
 }
 
+/* PyTorch's BatchNorm2d/1d defaults: momentum 0.1, eps 1e-5, affine, with
+ * running statistics; weight 1, bias 0, mean 0, var 1 (nb_model_init). */
+static nb_status batchnorm(nb_model *m, const char *kind, const char *name, bool spatial) {
+    nb_layer *L;
+    nb_status s = begin_layer(m, kind, name, &L);
+    if (s) return s;
+    const nb_tensor *t = nb_value(m->head);
+    if (spatial ? t->ndim != 4 : (t->ndim != 2 && t->ndim != 3)) {
+        char label[LABEL_SIZE], sh[64];
+        return model_fail(m, nb_fail(NB_ERR_SHAPE, "%s: input is %s, expected %s", layer_label(m, L,
+                                     label, sizeof label), nb_shape_str(t, sh, sizeof sh),
+                                     spatial ? "[N, C, H, W] (batchnorm1d follows linear)"
+                                             : "[N, features] (batchnorm2d follows conv2d)"));
+    }
+    int c = t->shape[1];
+    L->weight = layer_param(m, L, "weight", 1, &c);
+    if (L->weight) L->bias = layer_param(m, L, "bias", 1, &c);
+    char mean[64], var[64];
+    snprintf(mean, sizeof mean, "%s.running_mean", L->name);
+    snprintf(var, sizeof var, "%s.running_var", L->name);
+    snprintf(L->batches_name, sizeof L->batches_name, "%s.num_batches_tracked", L->name);
+    if (L->bias) L->running_mean = nb_buffer(m->g, mean, 1, &c, NULL);
+    if (L->running_mean) L->running_var = nb_buffer(m->g, var, 1, &c, NULL);
+    if (!L->running_var) return end_layer(m, L, NULL);
+    nb_node *out = (spatial ? nb_batchnorm2d : nb_batchnorm1d)(m->g, m->head, L->weight, L->bias,
+                                                                L->running_mean, L->running_var,
+                                                                0.1f, 1e-5f);
+    return end_layer(m, L, out);
+}
+
+nb_status nb_model_batchnorm2d(nb_model *m, const char *name) {
+    return batchnorm(m, "batchnorm2d", name, true);
+}
+
+nb_status nb_model_batchnorm1d(nb_model *m, const char *name) {
+    return batchnorm(m, "batchnorm1d", name, false);
+}
+
+/* ---- branches ------------------------------------------------------------ */
+
+nb_node *nb_model_head(const nb_model *m) { return m ? m->head : NULL; }
+
+/* Only the input or an earlier layer's output: anything else could come from
+ * another model, or from inside a layer. */
+static bool is_layer_output(const nb_model *m, const nb_node *node) {
+    if (node == m->input) return true;
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].out == node) return true;
+    return false;
+}
+
+nb_status nb_model_set_head(nb_model *m, nb_node *node) {
+    if (!m) return nb_fail(NB_ERR_ARG, "nb_model_set_head: NULL model");
+    if (m->status)
+        return nb_fail(m->status, "model '%s': a previous layer failed; build the model again",
+                       m->name);
+    if (m->finished)
+        return nb_fail(NB_ERR_STATE, "model '%s': nb_model_set_head after nb_model_finish", m->name);
+    if (!node || !is_layer_output(m, node))
+        return model_fail(m, nb_fail(NB_ERR_ARG, "model '%s': nb_model_set_head: node '%s' is not "
+                                     "the input or a layer output of this model", m->name,
+                                     node ? nb_node_name(node) : "(null)"));
+    m->head = node;
+    return NB_OK;
+}
+
+/* "[N, 16, 28, 28]": a layer's shape with the batch as N, for messages
+ * about a network rather than one batch. */
+static const char *sample_shape_str(const nb_tensor *t, char *buf, size_t size) {
+    size_t used = (size_t)snprintf(buf, size, "[N");
+    for (int d = 1; d < t->ndim && used < size; d++)
+        used += (size_t)snprintf(buf + used, size - used, ", %d", t->shape[d]);
+    if (used < size) snprintf(buf + used, size - used, "]");
+    return buf;
+}
+
+nb_status nb_model_add(nb_model *m, const char *name, nb_node *other) {
+    nb_layer *L;
+    nb_status s = begin_layer(m, "add", name, &L);
+    if (s) return s;
+    char label[LABEL_SIZE];
+    if (!other || !is_layer_output(m, other))
+        return model_fail(m, nb_fail(NB_ERR_ARG, "%s: node '%s' is not the input or a layer output "
+                                     "of this model", layer_label(m, L, label, sizeof label),
+                                     other ? nb_node_name(other) : "(null)"));
+    const nb_tensor *a = nb_value(m->head), *b = nb_value(other);
+    bool same = a->ndim == b->ndim;
+    for (int d = 1; same && d < a->ndim; d++) same = a->shape[d] == b->shape[d];
+    if (!same) {
+        char sa[96], sb[96];
+        return model_fail(m, nb_fail(NB_ERR_SHAPE, "%s: cannot add %s and %s (the shapes must be "
+                                     "equal; a projection shortcut conv2d/batchnorm2d makes them so)",
+                                     layer_label(m, L, label, sizeof label),
+                                     sample_shape_str(a, sa, sizeof sa),
+                                     sample_shape_str(b, sb, sizeof sb)));
+    }
+    return end_layer(m, L, nb_add(m->g, m->head, other));
+}
+
 typedef nb_node *(*unary_op)(nb_graph *, nb_node *);
 
 static nb_status unary(nb_model *m, const char *kind, unary_op op) {
@@ -305,6 +404,19 @@ void nb_model_init(nb_model *m, uint64_t seed) {
      * uses the same bound. Drawn in parameter order, weight before bias. */
     for (int i = 0; i < m->n_layers; i++) {
         const nb_layer *L = &m->layers[i];
+        if (L->running_mean) {
+            /* BatchNorm's reset_parameters and reset_running_stats: they
+             * draw nothing, so the layers after it see the same stream. */
+            const int c = nb_value(L->weight)->shape[0];
+            for (int k = 0; k < c; k++) {
+                nb_value(L->weight)->data[k] = 1.0f;
+                nb_value(L->bias)->data[k] = 0.0f;
+                nb_value(L->running_mean)->data[k] = 0.0f;
+                nb_value(L->running_var)->data[k] = 1.0f;
+            }
+            nb_batchnorm_set_batches(L->out, 0);
+            continue;
+        }
         if (!L->weight) continue;
         float bound = 1.0f / sqrtf((float)L->fan_in);
         nb_node *params[2] = {L->weight, L->bias};

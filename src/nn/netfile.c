@@ -1,7 +1,12 @@
-/* netfile.c — network files: a text description of a sequential network,
- * one layer per line, turned into calls of the layer functions. The grammar
- * is in nabla.h. Every message starts "source:line: " so a user can go
- * straight to the line. */
+/* netfile.c — network files: a text description of a network, one layer
+ * per line, turned into calls of the layer functions. The grammar is in
+ * nabla.h. Every message starts "source:line: " so a user can go straight
+ * to the line.
+ *
+ * Layers read the previous line's output unless `from=NAME` names an
+ * earlier layer (or `input`); `add from=a,b` joins two branches. Names are
+ * looked up only among the lines above, so a network file cannot describe a
+ * cycle: a name that is not (yet) defined is an error naming it. */
 #include "nn/nn.h"
 
 #include <ctype.h>
@@ -16,12 +21,13 @@
 #define MAX_FILE (1 << 20)
 
 /* The option keys; a layer's syntax is a mask of the ones it takes. */
-enum { K_NAME, K_OUT, K_KERNEL, K_STRIDE, K_PAD, K_BIAS, K_P, K_COUNT };
-static const char *const key_names[K_COUNT] = {"name", "out", "kernel", "stride", "pad", "bias", "p"};
+enum { K_NAME, K_OUT, K_KERNEL, K_STRIDE, K_PAD, K_BIAS, K_P, K_FROM, K_COUNT };
+static const char *const key_names[K_COUNT] = {"name", "out", "kernel", "stride", "pad", "bias", "p",
+                                               "from"};
 #define BIT(k) (1u << (k))
 
 typedef enum { L_LINEAR, L_CONV, L_MAXPOOL, L_AVGPOOL, L_ADAPTIVE, L_RELU, L_SIGMOID, L_TANH,
-               L_SOFTMAX, L_FLATTEN, L_DROPOUT } layer_id;
+               L_SOFTMAX, L_FLATTEN, L_DROPOUT, L_BN2D, L_BN1D, L_ADD } layer_id;
 
 typedef struct syntax {
     const char *kind;
@@ -29,19 +35,24 @@ typedef struct syntax {
     unsigned takes, needs;
 } syntax;
 
+/* Every layer takes name= and from=. */
+#define ANY (BIT(K_NAME) | BIT(K_FROM))
 static const syntax layers[] = {
-    {"linear", L_LINEAR, BIT(K_NAME) | BIT(K_OUT) | BIT(K_BIAS), BIT(K_OUT)},
-    {"conv2d", L_CONV, BIT(K_NAME) | BIT(K_OUT) | BIT(K_KERNEL) | BIT(K_STRIDE) | BIT(K_PAD) | BIT(K_BIAS),
+    {"linear", L_LINEAR, ANY | BIT(K_OUT) | BIT(K_BIAS), BIT(K_OUT)},
+    {"conv2d", L_CONV, ANY | BIT(K_OUT) | BIT(K_KERNEL) | BIT(K_STRIDE) | BIT(K_PAD) | BIT(K_BIAS),
      BIT(K_OUT) | BIT(K_KERNEL)},
-    {"maxpool2d", L_MAXPOOL, BIT(K_KERNEL) | BIT(K_STRIDE) | BIT(K_PAD), BIT(K_KERNEL)},
-    {"avgpool2d", L_AVGPOOL, BIT(K_KERNEL) | BIT(K_STRIDE) | BIT(K_PAD), BIT(K_KERNEL)},
-    {"adaptive_avgpool2d", L_ADAPTIVE, BIT(K_OUT), BIT(K_OUT)},
-    {"relu", L_RELU, 0, 0},
-    {"sigmoid", L_SIGMOID, 0, 0},
-    {"tanh", L_TANH, 0, 0},
-    {"softmax", L_SOFTMAX, 0, 0},
-    {"flatten", L_FLATTEN, 0, 0},
-    {"dropout", L_DROPOUT, BIT(K_P), 0},
+    {"maxpool2d", L_MAXPOOL, ANY | BIT(K_KERNEL) | BIT(K_STRIDE) | BIT(K_PAD), BIT(K_KERNEL)},
+    {"avgpool2d", L_AVGPOOL, ANY | BIT(K_KERNEL) | BIT(K_STRIDE) | BIT(K_PAD), BIT(K_KERNEL)},
+    {"adaptive_avgpool2d", L_ADAPTIVE, ANY | BIT(K_OUT), BIT(K_OUT)},
+    {"relu", L_RELU, ANY, 0},
+    {"sigmoid", L_SIGMOID, ANY, 0},
+    {"tanh", L_TANH, ANY, 0},
+    {"softmax", L_SOFTMAX, ANY, 0},
+    {"flatten", L_FLATTEN, ANY, 0},
+    {"dropout", L_DROPOUT, ANY | BIT(K_P), 0},
+    {"batchnorm2d", L_BN2D, ANY, 0},
+    {"batchnorm1d", L_BN1D, ANY, 0},
+    {"add", L_ADD, ANY, BIT(K_FROM)},
 };
 
 /* One layer line's options, with PyTorch's defaults. */
@@ -51,7 +62,21 @@ typedef struct layer_args {
     int kh, kw, sh, sw, ph, pw;
     int bias;
     float p;
+    char from[2][NB_LAYER_NAME]; /* from=a or from=a,b (add only) */
+    int n_from;
 } layer_args;
+
+/* The names defined so far, with the output each stands for. */
+typedef struct named_output {
+    char name[NB_LAYER_NAME];
+    nb_node *node;
+    int line;
+} named_output;
+
+typedef struct name_table {
+    named_output *items;
+    int count, cap;
+} name_table;
 
 typedef struct where {
     const char *source;
@@ -127,6 +152,21 @@ static nb_status parse_option(const where *at, const syntax *L, const char *key,
         ok = !strcmp(value, "0") || !strcmp(value, "1");
         a->bias = value[0] == '1';
         expect = "0 or 1";
+    } else if (!strcmp(key, "from")) {
+        char buf[2 * NB_LAYER_NAME + 2];
+        snprintf(buf, sizeof buf, "%s", value);
+        char *comma = strchr(buf, ',');
+        if (comma) *comma = '\0';
+        a->n_from = comma ? 2 : 1;
+        ok = strlen(value) < sizeof buf && valid_name(buf) && (!comma || valid_name(comma + 1)) &&
+             (!comma || L->id == L_ADD) && (!comma || !strchr(comma + 1, ','));
+        if (ok) {
+            /* valid_name held them to fewer than NB_LAYER_NAME bytes. */
+            memcpy(a->from[0], buf, strlen(buf) + 1);
+            if (comma) memcpy(a->from[1], comma + 1, strlen(comma + 1) + 1);
+        }
+        expect = L->id == L_ADD ? "one layer name, or two separated by a comma (from=a,b)"
+                                : "the name of one earlier layer, or 'input'";
     } else if (!strcmp(key, "p")) {
         char *end;
         a->p = strtof(value, &end);
@@ -177,8 +217,43 @@ static nb_status parse_args(const where *at, const syntax *L, char **tok, int n,
     return NB_OK;
 }
 
-static nb_status add_layer(nb_model *m, const syntax *L, const layer_args *a, int no_dropout) {
+static nb_node *find_name(const name_table *names, const nb_model *m, const char *name) {
+    if (!strcmp(name, "input")) return nb_model_input(m);
+    for (int i = 0; i < names->count; i++)
+        if (!strcmp(names->items[i].name, name)) return names->items[i].node;
+    return NULL;
+}
+
+static nb_status unknown_name(const where *at, const syntax *L, const char *name) {
+    return line_fail(at, NB_ERR_FORMAT, "%s: from=%s: no layer above this line is named '%s' (a "
+                     "layer takes input only from the input or from layers above it, so the "
+                     "network has no cycles)", L->kind, name, name);
+}
+
+/* Point the model at from= (if given); for add, also find the branch to add. */
+static nb_status resolve_from(const where *at, nb_model *m, const syntax *L, const layer_args *a,
+                              const name_table *names, nb_node **other) {
+    nb_node *src[2] = {NULL, NULL};
+    for (int k = 0; k < a->n_from; k++)
+        if (!(src[k] = find_name(names, m, a->from[k]))) return unknown_name(at, L, a->from[k]);
+    if (L->id != L_ADD) return a->n_from ? nb_model_set_head(m, src[0]) : NB_OK;
+    /* add from=a: the previous line's output + a; add from=a,b: a + b. */
+    if (a->n_from == 2) {
+        nb_status s = nb_model_set_head(m, src[0]);
+        if (s) return s;
+        *other = src[1];
+    } else {
+        *other = src[0];
+    }
+    return NB_OK;
+}
+
+static nb_status add_layer(nb_model *m, const syntax *L, const layer_args *a, int no_dropout,
+                           nb_node *other) {
     switch (L->id) {
+    case L_BN2D: return nb_model_batchnorm2d(m, a->name);
+    case L_BN1D: return nb_model_batchnorm1d(m, a->name);
+    case L_ADD: return nb_model_add(m, a->name, other);
     case L_LINEAR: return nb_model_linear(m, a->name, a->out, a->bias);
     case L_CONV: return nb_model_conv2d(m, a->name, a->out, a->kh, a->kw, a->sh, a->sw, a->ph, a->pw, a->bias);
     case L_MAXPOOL: return nb_model_maxpool2d(m, a->kh, a->kw, a->sh, a->sw, a->ph, a->pw);
@@ -232,8 +307,31 @@ static void model_name(const char *source, char *name, size_t size) {
     if (dot && dot != name) *dot = '\0';
 }
 
+static nb_status remember_name(const where *at, const syntax *L, name_table *names,
+                               const char *name, nb_node *node) {
+    if (!name[0]) return NB_OK;
+    if (!strcmp(name, "input"))
+        return line_fail(at, NB_ERR_FORMAT, "%s: name=input: 'input' is the network's input", L->kind);
+    for (int i = 0; i < names->count; i++)
+        if (!strcmp(names->items[i].name, name))
+            return line_fail(at, NB_ERR_FORMAT, "%s: name=%s is already used on line %d", L->kind,
+                             name, names->items[i].line);
+    if (names->count == names->cap) {
+        int cap = names->cap ? 2 * names->cap : 16;
+        named_output *p = nb_realloc(names->items, (size_t)cap * sizeof *p, "network file names");
+        if (!p) return nb_fail_prefix(NB_ERR_NOMEM, "%s:%d: ", at->source, at->line);
+        names->items = p;
+        names->cap = cap;
+    }
+    named_output *e = &names->items[names->count++];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->node = node;
+    e->line = at->line;
+    return NB_OK;
+}
+
 static nb_status parse_line(const where *at, char *line, const nb_model_config *cfg,
-                            const char *name, nb_model **m) {
+                            const char *name, nb_model **m, name_table *names) {
     char *tok[MAX_TOKENS];
     int n = tokenize(line, tok);
     if (n < 0) return line_fail(at, NB_ERR_FORMAT, "more than %d words on one line", MAX_TOKENS);
@@ -248,15 +346,18 @@ static nb_status parse_line(const where *at, char *line, const nb_model_config *
     if (!L)
         return line_fail(at, NB_ERR_FORMAT, "unknown layer '%s' (expected input, linear, conv2d, "
                          "maxpool2d, avgpool2d, adaptive_avgpool2d, relu, sigmoid, tanh, softmax, "
-                         "flatten or dropout)", tok[0]);
+                         "flatten, dropout, batchnorm2d, batchnorm1d or add)", tok[0]);
     if (!*m)
         return line_fail(at, NB_ERR_FORMAT, "%s before the 'input' line (the first line must be "
                          "'input C H W' or 'input FEATURES')", L->kind);
     layer_args a;
+    nb_node *other = NULL;
     nb_status s = parse_args(at, L, tok, n, &a);
-    if (!s && (s = add_layer(*m, L, &a, cfg->no_dropout)))
-        nb_fail_prefix(s, "%s:%d: ", at->source, at->line);
-    return s;
+    if (s) return s;
+    if ((s = resolve_from(at, *m, L, &a, names, &other))) return s;
+    if ((s = add_layer(*m, L, &a, cfg->no_dropout, other)))
+        return nb_fail_prefix(s, "%s:%d: ", at->source, at->line);
+    return remember_name(at, L, names, a.name, nb_model_head(*m));
 }
 
 nb_model *nb_model_parse(const char *text, const char *source, const nb_model_config *cfg) {
@@ -272,6 +373,7 @@ nb_model *nb_model_parse(const char *text, const char *source, const nb_model_co
     nb_model *m = NULL;
     nb_status s = NB_OK;
     where at = {source, 0};
+    name_table names = {NULL, 0, 0};
     for (const char *p = text; *p && !s;) {
         const char *eol = strchr(p, '\n');
         size_t len = eol ? (size_t)(eol - p) : strlen(p);
@@ -283,9 +385,10 @@ nb_model *nb_model_parse(const char *text, const char *source, const nb_model_co
         }
         memcpy(line, p, len);
         line[len] = '\0';
-        s = parse_line(&at, line, &c, name, &m);
+        s = parse_line(&at, line, &c, name, &m, &names);
         p += len + (eol != NULL);
     }
+    nb_free(names.items);
     if (!s && !m)
         s = nb_fail(NB_ERR_FORMAT, "%s: no 'input' line: a network file starts with 'input C H W' "
                     "or 'input FEATURES'", source);

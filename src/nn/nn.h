@@ -17,6 +17,8 @@ typedef struct nb_layer {
     const char *kind;          /* "conv2d", as a network file spells it */
     char name[NB_LAYER_NAME];  /* parameter prefix */
     nb_node *weight, *bias;    /* NULL when the layer has none */
+    nb_node *running_mean, *running_var; /* batch norm's buffers; out is its node */
+    char batches_name[NB_LAYER_NAME + 24]; /* "<name>.num_batches_tracked" */
     int fan_in;                /* in_features, or C*KH*KW: sets the init bound */
     nb_node *out;
 } nb_layer;
@@ -44,7 +46,9 @@ int nb_model_class_meta(const nb_model *m, nb_meta *meta, int cap);
 nb_status nb_model_apply_class_meta(nb_model *m, const nb_meta *meta, int count, const char *path);
 void nb_model_free_class_names(nb_model *m);
 
-/* The parameters as named tensors (views of the parameter block), with
+/* The parameters as named tensors (views of the parameter block), then
+ * the buffers (batch norm's running_mean, running_var and, as I64, its
+ * num_batches_tracked, held in the node), with
  * `extra` zeroed slots after them for a checkpoint's optimizer state.
  * Free with nb_free. */
 nb_named_tensor *nb_model_tensors(const nb_model *m, int extra, int *count);

@@ -36,6 +36,10 @@ struct nb_optimizer {
     float *buf0;      /* SGD: momentum buffer; Adam/AdamW: first moment m */
     float *buf1;      /* Adam/AdamW: second moment v */
     double *partial;  /* clipping: one partial sum of squares per block */
+    /* Ranges [begin, end) of the block that take no weight decay, sorted
+     * and disjoint (nb_optimizer_no_decay). */
+    size_t (*no_decay)[2];
+    int n_no_decay;
 };
 
 nb_optimizer_opts nb_optimizer_defaults(nb_optimizer_kind kind) {
@@ -137,6 +141,7 @@ fail:
 
 void nb_optimizer_free(nb_optimizer *opt) {
     if (!opt) return;
+    nb_free(opt->no_decay);
     nb_free(opt->buf0);
     nb_free(opt->buf1);
     nb_free(opt->partial);
@@ -284,6 +289,46 @@ static void adam_kernel(size_t n, float *restrict p, float *restrict g, float *r
 
 /* ---- the steps -------------------------------------------------------------- */
 
+/* run_chunks over the block in segments: the ranges excluded from weight
+ * decay with `plain` (wd 0, no decoupled decay), the rest with `k`. Every
+ * element is updated on its own, so the split changes no result. */
+static void run_segments(const nb_optimizer *opt, update_kernel kernel, float *p, float *g,
+                         float *b0, float *b1, const step_consts *k, const step_consts *plain) {
+    size_t at = 0;
+    for (int r = 0; r <= opt->n_no_decay; r++) {
+        size_t lo = r < opt->n_no_decay ? opt->no_decay[r][0] : opt->n;
+        size_t hi = r < opt->n_no_decay ? opt->no_decay[r][1] : opt->n;
+        if (lo > at)
+            run_chunks(kernel, lo - at, p + at, g + at, b0 ? b0 + at : NULL, b1 ? b1 + at : NULL, k);
+        if (hi > lo)
+            run_chunks(kernel, hi - lo, p + lo, g + lo, b0 ? b0 + lo : NULL, b1 ? b1 + lo : NULL, plain);
+        at = hi;
+    }
+}
+
+nb_status nb_optimizer_no_decay(nb_optimizer *opt, size_t begin, size_t end) {
+    if (!opt) return nb_fail(NB_ERR_ARG, "nb_optimizer_no_decay: optimizer is NULL");
+    if (begin > end || end > opt->n)
+        return nb_fail(NB_ERR_ARG, "nb_optimizer_no_decay: range [%zu, %zu) is not within the %zu "
+                       "parameters", begin, end, opt->n);
+    if (begin == end) return NB_OK;
+    for (int r = 0; r < opt->n_no_decay; r++)
+        if (begin < opt->no_decay[r][1] && opt->no_decay[r][0] < end)
+            return nb_fail(NB_ERR_ARG, "nb_optimizer_no_decay: range [%zu, %zu) overlaps [%zu, %zu)",
+                           begin, end, opt->no_decay[r][0], opt->no_decay[r][1]);
+    size_t (*p)[2] = nb_realloc(opt->no_decay, (size_t)(opt->n_no_decay + 1) * sizeof *p,
+                                "optimizer decay ranges");
+    if (!p) return NB_ERR_NOMEM;
+    opt->no_decay = p;
+    int at = opt->n_no_decay++;
+    while (at > 0 && p[at - 1][0] > begin) {
+        p[at][0] = p[at - 1][0], p[at][1] = p[at - 1][1];
+        at--;
+    }
+    p[at][0] = begin, p[at][1] = end;
+    return NB_OK;
+}
+
 /* torch.nn.utils.clip_grad_norm_: scale by max / (norm + 1e-6) when that is
  * below 1. torch multiplies by the coefficient clamped to 1 every time;
  * skipping the multiply by 1 changes nothing. A NaN or infinite norm is
@@ -310,8 +355,10 @@ static nb_status clip_grads(nb_optimizer *opt, float *g) {
 static void sgd_step(nb_optimizer *opt, double lr, float *p, float *g) {
     const nb_optimizer_opts *o = &opt->opts;
     step_consts k = {.neg_lr = (float)-lr, .wd = o->weight_decay, .momentum = o->momentum};
+    step_consts plain = k;
+    plain.wd = 0.0f;
     if (o->momentum == 0) {
-        run_chunks(sgd_kernel, opt->n, p, g, NULL, NULL, &k);
+        run_segments(opt, sgd_kernel, p, g, NULL, NULL, &k, &plain);
         return;
     }
     /* torch creates the buffer as a copy of the first d; from a zeroed
@@ -319,7 +366,8 @@ static void sgd_step(nb_optimizer *opt, double lr, float *p, float *g) {
      * first-step case. A resumed optimizer (steps set > 0) keeps the buffer
      * it was given. */
     if (opt->steps == 0) memset(opt->buf0, 0, opt->n * sizeof *opt->buf0);
-    run_chunks(o->nesterov ? nesterov_kernel : momentum_kernel, opt->n, p, g, opt->buf0, NULL, &k);
+    run_segments(opt, o->nesterov ? nesterov_kernel : momentum_kernel, p, g, opt->buf0, NULL, &k,
+                 &plain);
 }
 
 /* torch.optim.Adam / AdamW (single-tensor), at step t = steps + 1:
@@ -344,7 +392,10 @@ static void adam_step(nb_optimizer *opt, double lr, float *p, float *g) {
         .eps = o->eps,
         .neg_step = (float)-(lr / (1 - pow(beta1, t))),
     };
-    run_chunks(adam_kernel, opt->n, p, g, opt->buf0, opt->buf1, &k);
+    step_consts plain = k;
+    plain.wd = 0.0f;
+    plain.decay = 1.0f;
+    run_segments(opt, adam_kernel, p, g, opt->buf0, opt->buf1, &k, &plain);
 }
 
 nb_status nb_optimizer_step(nb_optimizer *opt, float *params, float *grads) {

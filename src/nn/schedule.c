@@ -23,6 +23,8 @@ static const char *schedule_name(nb_schedule_kind kind) {
 
 nb_status nb_schedule_check(const nb_optimizer_opts *o) {
     const char *name = schedule_name(o->schedule);
+    if (o->warmup_steps < 0)
+        return nb_fail(NB_ERR_ARG, "optimizer: warmup_steps must be >= 0, got %ld", o->warmup_steps);
     switch (o->schedule) {
     case NB_SCHED_CONSTANT:
         return NB_OK;
@@ -61,6 +63,11 @@ nb_status nb_schedule_check(const nb_optimizer_opts *o) {
 
 double nb_schedule_lr(const nb_optimizer_opts *o, uint64_t step) {
     double lr = o->lr;
+    if (o->warmup_steps > 0) {
+        const double w = (double)o->warmup_steps;
+        if (step < (uint64_t)o->warmup_steps) return lr * (1.0 / w + (1.0 - 1.0 / w) * (double)step / w);
+        step -= (uint64_t)o->warmup_steps;
+    }
     switch (o->schedule) {
     case NB_SCHED_CONSTANT:
         return lr;

@@ -104,7 +104,13 @@ nb_status nb_model_eval_batch(nb_model *m, const float *x, const float *labels, 
     nb_status s = feed(m, x, labels, batch, "nb_model_eval_batch");
     if (s) return s;
     nb_set_training(m->g, 0);
-    if ((s = nb_forward(m->g, labels ? m->loss : m->logits))) return s;
+    /* Evaluation reports the plain cross-entropy: label smoothing shapes
+     * the training target only. */
+    const float smoothing = m->loss->attr.scalar;
+    m->loss->attr.scalar = 0.0f;
+    s = nb_forward(m->g, labels ? m->loss : m->logits);
+    m->loss->attr.scalar = smoothing;
+    if (s) return s;
     if (labels && loss) *loss = nb_value(m->loss)->data[0];
     return NB_OK;
 }

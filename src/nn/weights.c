@@ -45,13 +45,28 @@ int nb_model_normalization(const nb_model *m, const float **mean, const float **
 /* ---- weights as safetensors ----------------------------------------------------- */
 
 nb_named_tensor *nb_model_tensors(const nb_model *m, int extra, int *count) {
-    int n = nb_graph_param_count(m->g);
-    nb_named_tensor *t = nb_zalloc((size_t)(n + extra) * sizeof *t, "tensor list");
+    int n = nb_graph_param_count(m->g), buffers = 0;
+    for (int i = 0; i < m->n_layers; i++) buffers += m->layers[i].running_mean ? 3 : 0;
+    nb_named_tensor *t = nb_zalloc((size_t)(n + buffers + extra) * sizeof *t, "tensor list");
     if (!t) return NULL;
     for (int i = 0; i < n; i++) {
         const nb_node *p = nb_graph_param(m->g, i);
         t[i].name = nb_node_name(p);
         t[i].tensor = *nb_value(p);
+    }
+    /* PyTorch's state_dict order: a layer's parameters, then its buffers;
+     * nabla keeps all parameters first (one block), which a name-keyed
+     * format does not mind. num_batches_tracked is a 0-dim I64 there. */
+    for (int i = 0; i < m->n_layers; i++) {
+        nb_layer *L = &m->layers[i];
+        if (!L->running_mean) continue;
+        t[n].name = nb_node_name(L->running_mean);
+        t[n++].tensor = *nb_value(L->running_mean);
+        t[n].name = nb_node_name(L->running_var);
+        t[n++].tensor = *nb_value(L->running_var);
+        t[n].name = L->batches_name;
+        t[n].tensor.ndim = 0;
+        t[n++].i64 = &L->out->attr.batchnorm.batches;
     }
     *count = n;
     return t;

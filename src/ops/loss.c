@@ -27,7 +27,12 @@ static nb_status infer_pair(nb_node *n) {
 /* ---- softmax cross-entropy ---------------------------------------------------
  * Per row, J_r = log sum_j exp(x_j) - x_label, computed as a log-sum-exp
  * shifted by the row max so large logits neither overflow nor lose the
- * answer; dJ_r/dx_j = p_j - [j == label]. The probabilities p are saved. */
+ * answer; dJ_r/dx_j = p_j - [j == label]. The probabilities p are saved.
+ *
+ * With label smoothing e (attr.scalar; F.cross_entropy(label_smoothing=e))
+ * the target is q = (1 - e) onehot(label) + e / C, so
+ *     J_r = (1 - e) (lse - x_label) + e (lse - mean_j x_j),
+ *     dJ_r/dx_j = p_j - q_j. */
 
 static nb_status infer_softmax_ce(nb_node *n) {
     const nb_tensor *x = &n->in[0]->value, *labels = &n->in[1]->value;
@@ -61,7 +66,14 @@ static void forward_softmax_ce(nb_node *n) {
         }
         for (int j = 0; j < c; j++) p[j] = (float)(p[j] / sum);
         int k = class_of(labels[r], c);
-        total += k < 0 ? NAN : log(sum) + max - x[k];
+        const double lse = log(sum) + max, e = n->attr.scalar;
+        double row = k < 0 ? NAN : lse - x[k];
+        if (e != 0.0) {
+            double mean = 0;
+            for (int j = 0; j < c; j++) mean += x[j];
+            row = (1.0 - e) * row + e * (lse - mean / c);
+        }
+        total += row;
     }
     n->value.data[0] = (float)(total / rows);
 }
@@ -75,7 +87,8 @@ static void backward_softmax_ce(nb_node *n) {
         const float *p = probs + (size_t)r * c;
         float *dx = n->in[0]->grad.data + (size_t)r * c;
         int k = class_of(labels[r], c);
-        for (int j = 0; j < c; j++) dx[j] += k < 0 ? NAN : scale * (p[j] - (j == k));
+        const float e = n->attr.scalar, off = e / (float)c, on = 1.0f - e + off;
+        for (int j = 0; j < c; j++) dx[j] += k < 0 ? NAN : scale * (p[j] - (j == k ? on : off));
     }
 }
 
@@ -196,6 +209,18 @@ static const nb_op_def squared_error_def = {NB_OP_SQUARED_ERROR, "squared_error"
 
 nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels) {
     return nb_node_new_op(g, &softmax_ce_def, (nb_node *[]){logits, labels}, 2, NULL);
+}
+
+nb_status nb_set_label_smoothing(nb_node *loss, float smoothing) {
+    if (!loss || loss->op != &softmax_ce_def)
+        return nb_fail(NB_ERR_ARG, "label smoothing: node '%s' is not a softmax_cross_entropy",
+                       loss ? loss->name : "(null)");
+    if (!(smoothing >= 0.0f && smoothing <= 1.0f))
+        return nb_fail(NB_ERR_ARG, "label smoothing %g, expected 0 <= smoothing <= 1",
+                       (double)smoothing);
+    loss->attr.scalar = smoothing;
+    loss->graph->forward_done = false;
+    return NB_OK;
 }
 
 nb_node *nb_bce(nb_graph *g, nb_node *probs, nb_node *targets) {
