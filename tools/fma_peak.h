@@ -22,6 +22,11 @@ static double fma_peak_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Multiplier below 1 and a small addend: the values settle, never overflow.
+ * Read through volatile, so the compiler cannot fold a chain that happens
+ * to start at a fixed point (1 * 0.999 + 0.001 rounds to 1). */
+static volatile float fma_peak_m = 0.999f, fma_peak_c = 1e-3f;
+
 /* Each probe runs `iters` rounds of 16 FMAs and returns the seconds taken.
  * The sum goes to the volatile *sink before the clock is read again: a
  * volatile store cannot move past the call, so neither can the work. */
@@ -47,11 +52,6 @@ static double fma_peak_now(void) {
 /* Chains start apart, or the compiler would merge identical ones into one. */
 #define FMA_PEAK_SET512(i) _mm512_set1_ps((float)(i))
 #define FMA_PEAK_SET256(i) _mm256_set1_ps((float)(i))
-
-/* Multiplier below 1 and a small addend: the values settle, never overflow.
- * Read through volatile, so the compiler cannot fold a chain that happens
- * to start at a fixed point (1 * 0.999 + 0.001 rounds to 1). */
-static volatile float fma_peak_m = 0.999f, fma_peak_c = 1e-3f;
 
 __attribute__((target("avx512f"))) static double fma_peak_avx512(long iters, volatile float *sink) {
     const __m512 m = _mm512_set1_ps(fma_peak_m), c = _mm512_set1_ps(fma_peak_c);

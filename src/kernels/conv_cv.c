@@ -78,6 +78,8 @@ void nb_conv_cv_unpack_grad(const nb_conv_geom *g, int out_ch, const float *dwt,
         }
 }
 
+#ifdef NB_X86_KERNELS /* the helpers below serve only the AVX-512 kernels */
+
 /* The zero-padded image and the tap offsets, at the front of scratch. */
 static float *prepare(const nb_conv_geom *g, const float *x, float *scratch, int **off) {
     const int hp = cv_hp(g), wp = cv_wp(g);
@@ -108,8 +110,6 @@ static inline int base_of(const nb_conv_geom *g, int pos, int wp) {
     int oh = pos / g->out_w, ow = pos % g->out_w;
     return oh * g->stride_h * wp + ow * g->stride_w;
 }
-
-#ifdef NB_X86_KERNELS
 
 /* The blocks below take their count (positions or taps, at most 8) as a
  * constant where the block is full: always_inline then folds every
