@@ -16,6 +16,21 @@ CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Werror -fopenmp -fPIC -Iinclude -Is
 LDLIBS  += -lz -lpng -lcjson -lm
 LDFLAGS += -fopenmp $(EXTRA_LDFLAGS)
 
+# The machine the compiler builds for, and the SIMD targets kernels are
+# compiled for there, best first (per-target kernel rules use ISA_TARGETS).
+# Nothing x86-specific is passed on aarch64.  make arch  prints both.
+MACHINE := $(shell $(CC) -dumpmachine)
+ifneq ($(filter aarch64-% arm64-%,$(MACHINE)),)
+ARCH        := aarch64
+ISA_TARGETS := neon generic
+else ifneq ($(filter x86_64-% amd64-%,$(MACHINE)),)
+ARCH        := x86_64
+ISA_TARGETS := avx512 avx2 generic
+else
+ARCH        := $(firstword $(subst -, ,$(MACHINE)))
+ISA_TARGETS := generic
+endif
+
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
@@ -109,8 +124,15 @@ fuzz: fuzz-build
 	    grep -E 'stat::number_of_executed_units' build-fuzz/$$name.log; \
 	done; echo "fuzz: $(words $(FUZZ_BINS)) passed, 0 failed"
 
-clean:
-	rm -rf build build-san build-fuzz
+arch:
+	@echo "$(ARCH): $(ISA_TARGETS)"
 
-.PHONY: all test sanitize check clean fuzz fuzz-build
+# Cross-build for arm64 and run the suite under qemu (scripts/test-arm64.sh).
+test-arm64:
+	sh scripts/test-arm64.sh
+
+clean:
+	rm -rf build build-san build-fuzz build-arm64 build-arm64-clang
+
+.PHONY: all test sanitize check clean fuzz fuzz-build arch test-arm64
 .SECONDARY:
