@@ -18,6 +18,21 @@ CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Werror -fopenmp -fPIC -Iinclude -Is
 LDLIBS  += -lz -lpng -ljpeg -lcjson -lm
 LDFLAGS += -fopenmp $(EXTRA_LDFLAGS)
 
+# The machine the compiler builds for, and the SIMD targets kernels are
+# compiled for there, best first (per-target kernel rules use ISA_TARGETS).
+# Nothing x86-specific is passed on aarch64.  make arch  prints both.
+MACHINE := $(shell $(CC) -dumpmachine)
+ifneq ($(filter aarch64-% arm64-%,$(MACHINE)),)
+ARCH        := aarch64
+ISA_TARGETS := neon generic
+else ifneq ($(filter x86_64-% amd64-%,$(MACHINE)),)
+ARCH        := x86_64
+ISA_TARGETS := avx512 avx2 generic
+else
+ARCH        := $(firstword $(subst -, ,$(MACHINE)))
+ISA_TARGETS := generic
+endif
+
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
@@ -26,14 +41,6 @@ BENCH_SRC := $(sort $(wildcard bench/*.c))
 
 # SIMD targets: each file of src/kernels/targets/ is built once per target
 # with that target's flags and NB_TARGET_<name>, into build/isa/<name>/.
-MACHINE := $(shell $(CC) -dumpmachine)
-ifneq ($(findstring x86_64,$(MACHINE)),)
-ISA_TARGETS := avx512 avx2 generic
-else ifneq ($(findstring aarch64,$(MACHINE)),)
-ISA_TARGETS := neon generic
-else
-ISA_TARGETS := generic
-endif
 ISA_FLAGS_avx512  := -mavx512f -mavx2 -mfma
 ISA_FLAGS_avx2    := -mavx2 -mfma
 ISA_FLAGS_neon    :=
@@ -135,8 +142,15 @@ fuzz: fuzz-build
 	    grep -E 'stat::number_of_executed_units' build-fuzz/$$name.log; \
 	done; echo "fuzz: $(words $(FUZZ_BINS)) passed, 0 failed"
 
-clean:
-	rm -rf build build-san build-fuzz
+arch:
+	@echo "$(ARCH): $(ISA_TARGETS)"
 
-.PHONY: all test sanitize check clean fuzz fuzz-build
+# Cross-build for arm64 and run the suite under qemu (scripts/test-arm64.sh).
+test-arm64:
+	sh scripts/test-arm64.sh
+
+clean:
+	rm -rf build build-san build-fuzz build-arm64 build-arm64-clang
+
+.PHONY: all test sanitize check clean fuzz fuzz-build arch test-arm64
 .SECONDARY:

@@ -3,7 +3,7 @@
 
 Runs nabla (`nabla bench --json`, bench/gemm_bench --json, bench/fma_peak
 --json, a one-epoch `nabla train`) and PyTorch (bench/torch_peer.py under
-Debian's /usr/bin/python3 with OPENBLAS_CORETYPE=SkylakeX, and under
+Debian's /usr/bin/python3 with OPENBLAS_CORETYPE set from the CPU, and under
 /opt/torch-pypi/bin/python when it exists) on the same workloads, same
 threads and batch, interleaved (nabla, torch, torch-pypi, then again) for
 --reps repetitions, and prints one row per target with the medians:
@@ -13,22 +13,73 @@ threads and batch, interleaved (nabla, torch, torch-pypi, then again) for
     python3 bench/compare.py                  # build/, 3 repetitions
     python3 bench/compare.py --build build-perf --reps 5 --json run1.json
     python3 bench/compare.py --merge run1.json run2.json run3.json
+    python3 bench/compare.py --isa avx2       # both sides limited to AVX2
+    python3 bench/compare.py --dry-run        # print the commands, run none
+
+OpenBLAS's core type follows the CPU: SkylakeX with AVX-512, Haswell with
+AVX2, unset otherwise. --isa avx2 runs nabla with NABLA_ISA=avx2 and PyTorch
+with ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2 and OpenBLAS Haswell,
+so the AVX2 table can be measured on an AVX-512 machine.
 
 --merge prints the table of several saved runs, each figure the median of
 the runs' medians. Timings on a shared machine are noisy: quote medians and
 ratios, never a single run.
 """
-import argparse, json, os, statistics, subprocess, sys, time
+import argparse, collections, json, os, shlex, statistics, subprocess, sys, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PEER = os.path.join(HERE, "torch_peer.py")
-TORCHES = [("torch", "/usr/bin/python3", {"OPENBLAS_CORETYPE": "SkylakeX"}),
-           ("torch-pypi", "/opt/torch-pypi/bin/python", {})]
+TORCHES = [("torch", "/usr/bin/python3"), ("torch-pypi", "/opt/torch-pypi/bin/python")]
+DRY_RUN = False  # --dry-run: print each command with its environment instead
+
+
+def cpu_flags():
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def openblas_coretype(isa, flags):
+    """OpenBLAS's kernel set for the CPU (or the forced ISA); None leaves it unset."""
+    if isa == "avx2" or (isa is None and "avx512f" not in flags and {"avx2", "fma"} <= flags):
+        return "Haswell"
+    if isa is None and "avx512f" in flags:
+        return "SkylakeX"
+    return None
+
+
+def nabla_env(isa):
+    return {"NABLA_ISA": isa} if isa else {}
+
+
+def torch_env(isa, flags):
+    env = {}
+    core = openblas_coretype(isa, flags)
+    if core:
+        env["OPENBLAS_CORETYPE"] = core
+    if isa == "avx2":
+        env.update({"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"})
+    return env
+
+
+def show(cmd, env):
+    print(" ".join(["%s=%s" % kv for kv in sorted((env or {}).items())] + [shlex.quote(c) for c in cmd]))
 
 
 def run_json(cmd, env=None, timeout=900):
     """Run a command that prints one JSON line (the last line is taken)."""
+    if DRY_RUN:
+        show(cmd, env)
+        fake = collections.defaultdict(float)
+        fake["images_per_s"] = 0.0
+        return fake
     e = dict(os.environ)
     if env:
         e.update(env)
@@ -38,9 +89,12 @@ def run_json(cmd, env=None, timeout=900):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def peak_rss_kb(cmd):
+def peak_rss_kb(cmd, env=None):
     """Peak resident set of a child process, from its own rusage."""
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if DRY_RUN:
+        show(cmd, env)
+        return 0
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ, **(env or {})))
     _, status, ru = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
@@ -64,7 +118,10 @@ TORCH_RUNS = [("lenet_train_t1", "lenet_train", 1, 64), ("lenet_train_t2", "lene
 def measure(args):
     """One repetition of everything, interleaved; returns {source: {key: value}}."""
     nabla = os.path.join(args.build, "nabla")
-    torches = [t for t in TORCHES if os.path.exists(t[1]) and not (args.no_pypi and t[0] == "torch-pypi")]
+    flags = cpu_flags()
+    nenv = nabla_env(args.isa)
+    torches = [(name, py, torch_env(args.isa, flags)) for name, py in TORCHES
+               if os.path.exists(py) and not (args.no_pypi and name == "torch-pypi")]
     out = {"nabla": {}}
     for name, _, _ in torches:
         out[name] = {}
@@ -74,7 +131,7 @@ def measure(args):
         if i < len(NABLA_RUNS):
             key, model, batch, threads, extra = NABLA_RUNS[i]
             r = run_json([nabla, "bench", "--model", model, "--batch", str(batch), "--threads", str(threads),
-                          "--json", "--no-layers"] + extra)
+                          "--json", "--no-layers"] + extra, nenv)
             out["nabla"][key] = r
             print("  nabla %-14s train %9.1f  fwd+bwd %9.1f  infer %9.1f img/s" % (
                 key, r["train_images_per_s"], r["fwdbwd_images_per_s"], r["infer_images_per_s"]),
@@ -89,14 +146,14 @@ def measure(args):
                 out[name][key] = r
                 fig = r.get("images_per_s", r.get("gflops"))
                 print("  %-10s %-20s %9.1f" % (name, key, fig), file=sys.stderr, flush=True)
-    g = run_json([os.path.join(args.build, "bench", "gemm_bench"), "--json", "0.5"])
-    p = run_json([os.path.join(args.build, "bench", "fma_peak"), "--json", "0.5"])
+    g = run_json([os.path.join(args.build, "bench", "gemm_bench"), "--json", "0.5"], nenv)
+    p = run_json([os.path.join(args.build, "bench", "fma_peak"), "--json", "0.5"], nenv)
     out["nabla"]["sgemm"] = g
     out["nabla"]["fma_peak"] = p
     print("  nabla sgemm %.1f GFLOP/s, FMA peak %.1f GFLOP/s" % (g["gflops_1t"], p["fma_peak_gflops"]),
           file=sys.stderr, flush=True)
     if not args.no_rss:
-        rss = peak_rss_kb([nabla, "train", "--model", "lenet5", "--epochs", "1", "--no-test", "--threads", "2"])
+        rss = peak_rss_kb([nabla, "train", "--model", "lenet5", "--epochs", "1", "--no-test", "--threads", "2"], nenv)
         out["nabla"]["rss_kb"] = rss
         print("  nabla peak RSS of a LeNet-5 epoch: %.1f MB" % (rss / 1024), file=sys.stderr, flush=True)
     return out
@@ -216,7 +273,14 @@ def main():
     ap.add_argument("--no-rss", action="store_true", help="skip the full-epoch peak-RSS run")
     ap.add_argument("--json", help="save the raw figures of every repetition here")
     ap.add_argument("--merge", nargs="+", metavar="RUN.json", help="print the median table of saved runs")
+    ap.add_argument("--isa", choices=["avx2"], help="limit both sides to this instruction set")
+    ap.add_argument("--dry-run", action="store_true", help="print one repetition's commands, run nothing")
     args = ap.parse_args()
+    if args.dry_run:
+        global DRY_RUN
+        DRY_RUN = True
+        measure(args)
+        return
     if args.merge:
         runs = [json.load(open(p)) for p in args.merge]
         per_run = [median_of([flatten(rep) for rep in r["reps"]]) for r in runs]

@@ -135,6 +135,14 @@ void counting_free(void *p) {
     free(p);
 }
 
+/* ---- thread counts --------------------------------------------------------- */
+
+int test_threads(int n) {
+    const char *cap = getenv("NB_TEST_MAX_THREADS");
+    int most = cap && *cap ? atoi(cap) : 0;
+    return most >= 1 && n > most ? most : n;
+}
+
 /* ---- the nabla command --------------------------------------------------------- */
 
 char nabla_path[256];

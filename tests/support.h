@@ -58,6 +58,15 @@ void *counting_malloc(size_t n);
 void *counting_realloc(void *p, size_t n);
 void counting_free(void *p);
 
+/* ---- thread counts ---------------------------------------------------------
+ * test_threads(n) is the thread count a test that compares thread counts
+ * should set for n: n itself, or at most NB_TEST_MAX_THREADS where that is
+ * set. scripts/test-arm64.sh sets it to 1 because under qemu-user a guest's
+ * first pthread_create hangs; a "1 vs 2 threads" test then checks that a
+ * second run gives the same bits, and its checks against the reference
+ * loops still run. */
+int test_threads(int n);
+
 /* ---- running the nabla command ---------------------------------------------
  * nabla_setup is a group fixture: tmpdir_setup, then nabla_path becomes
  * $BUILD/nabla (build/ by default). run_nabla runs "nabla ARGS" with no

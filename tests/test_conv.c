@@ -184,7 +184,7 @@ static void test_conv_threads_bit_identical(void **s) {
     for (int t = 0; t < 2; t++) {
         nb_rng rng;
         nb_rng_seed(&rng, 500);
-        nb_set_threads(t + 1);
+        nb_set_threads(test_threads(t + 1));
         conv_graph cg = build(&k, &rng);
         assert_ok(nb_forward(cg.g, cg.loss));
         assert_ok(nb_backward(cg.g, cg.loss));

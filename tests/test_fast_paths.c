@@ -269,7 +269,7 @@ static void test_gemm_few_rows(void **s) {
             memcpy(want, c0, (size_t)M * N * sizeof(float));
             nb_sgemm_reference(0, tb, M, N, K, 0.5f, a, K, b, tb ? K : N, -1.0f, want, N);
             for (int t = 0; t < 2; t++) {
-                nb_set_threads(t + 1);
+                nb_set_threads(test_threads(t + 1));
                 got[t] = malloc((size_t)M * N * sizeof(float));
                 memcpy(got[t], c0, (size_t)M * N * sizeof(float));
                 nb_sgemm(0, tb, M, N, K, 0.5f, a, K, b, tb ? K : N, -1.0f, got[t], N);
@@ -293,7 +293,7 @@ static void check_conv_op(int n, int c, int h, int w, int o, int k, int stride, 
     float *out[2][4];
     int saved = nb_get_threads();
     for (int t = 0; t < 2; t++) {
-        nb_set_threads(t + 1);
+        nb_set_threads(test_threads(t + 1));
         nb_graph *gr = nb_graph_new();
         nb_node *x = nb_input(gr, "x", 4, (int[]){n, c, h, w});
         nb_node *wn = nb_param(gr, "w", 4, (int[]){o, c, k, k});
@@ -478,7 +478,7 @@ static void test_lenet_steps_threads_bit_identical(void **s) {
     size_t n = 0;
     float *x = malloc(64 * 784 * sizeof(float)), *y = malloc(64 * sizeof(float));
     for (int t = 0; t < 2; t++) {
-        nb_set_threads(t + 1);
+        nb_set_threads(test_threads(t + 1));
         nb_model *m = lenet();
         float *p;
         n = nb_graph_params(nb_model_graph(m), &p, NULL);
@@ -514,7 +514,7 @@ static void test_steady_state_step_allocates_nothing(void **s) {
     (void)s;
     int saved = nb_get_threads();
     for (int t = 1; t <= 2; t++) {
-        nb_set_threads(t);
+        nb_set_threads(test_threads(t));
         nb_model *m = lenet();
         size_t n = nb_graph_params(nb_model_graph(m), NULL, NULL);
         nb_optimizer_opts o = nb_optimizer_defaults(NB_OPT_SGD);

@@ -205,7 +205,7 @@ static void test_threads_bit_identical(void **s) {
                 memcpy(two, one, c_size(&c) * sizeof(float));
                 nb_set_threads(1);
                 run(&c, a, b, one);
-                nb_set_threads(2);
+                nb_set_threads(test_threads(2));
                 run(&c, a, b, two);
                 assert_memory_equal(one, two, c_size(&c) * sizeof(float));
                 free(a), free(b), free(one), free(two);

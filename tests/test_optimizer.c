@@ -365,7 +365,7 @@ static void run_large(const nb_optimizer_opts *o, size_t n, int threads, float *
     fill_uniform(p, n, -1, 1, &rng);
     float *g = malloc(n * sizeof *g);
     assert_non_null(g);
-    nb_set_threads(threads);
+    nb_set_threads(test_threads(threads));
     nb_optimizer *opt = nb_optimizer_new(o, n);
     assert_non_null(opt);
     for (int t = 0; t < 3; t++) {

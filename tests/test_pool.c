@@ -198,7 +198,7 @@ static void test_pool_threads_bit_identical(void **s) {
     float *results[2][3];
     size_t len[3];
     for (int t = 0; t < 2; t++) {
-        nb_set_threads(t + 1);
+        nb_set_threads(test_threads(t + 1));
         nb_rng rng;
         nb_rng_seed(&rng, 14);
         nb_graph *g = nb_graph_new();

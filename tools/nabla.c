@@ -20,7 +20,8 @@ static const char usage[] =
     "  bench      training and inference speed, and time per layer\n"
     "\n"
     "  --help     show this help (nabla <command> --help for a command's options)\n"
-    "  --version  print the version\n";
+    "  --version  print the version and the SIMD target that runs\n"
+    "  --isa-list print the SIMD targets this CPU runs, best first (NABLA_ISA=T forces one)\n";
 
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -31,6 +32,12 @@ int main(int argc, char **argv) {
     if (nb_isa_check_env() != NB_OK) {
         cli_error("%s", nb_last_error());
         return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--isa-list")) { /* one line: the targets this CPU runs, best first */
+        for (const char *c = nb_isa_targets(); *c; c++)
+            if (*c != ',') putchar(*c);
+        putchar('\n');
+        return 0;
     }
     if (!strcmp(argv[1], "--version")) {
         printf("nabla %s\nSIMD target: %s (this CPU runs: %s)\n", NB_VERSION, nb_isa_name(), nb_isa_targets());
