@@ -4,6 +4,9 @@
 #   make sanitize    build with ASan+UBSan (clang) into build-san/ and run the suite
 #   make check       both: the command CI runs
 #   make CC=clang    the same build with clang
+#   make install     install library, header, tool, nabla.pc and man page
+#                    under PREFIX (default /usr/local), staged in DESTDIR
+#   make uninstall   remove exactly what install put there
 # The default build targets generic x86-64 (no -march=native): fast kernels
 # are picked at run time, so a binary runs on any x86-64 machine.
 
@@ -13,7 +16,11 @@ OPT     ?= -O2
 CFLAGS  ?=
 CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Werror -fopenmp -fPIC -Iinclude -Isrc \
            -fno-math-errno -D_POSIX_C_SOURCE=200809L $(EXTRA_CFLAGS)
-LDLIBS  += -lz -lpng -lcjson -lm
+# The libraries nabla links, by pkg-config name: the link line and the
+# installed nabla.pc's Requires.private both come from this one list.
+PKG_DEPS := zlib libpng libcjson
+PKG_LIBS := $(shell pkg-config --libs $(PKG_DEPS))
+LDLIBS  += $(PKG_LIBS) -lm
 LDFLAGS += -fopenmp $(EXTRA_LDFLAGS)
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
@@ -39,8 +46,13 @@ $(BUILD)/libnabla.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The version is nabla.h's NB_VERSION; the soname carries its major number.
+VERSION  := $(shell sed -n 's/^\#define NB_VERSION "\(.*\)"/\1/p' include/nabla.h)
+SOMAJOR  := $(firstword $(subst ., ,$(VERSION)))
+SONAME   := libnabla.so.$(SOMAJOR)
+
 $(BUILD)/libnabla.so: $(LIB_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/nabla: $(TOOL_OBJ) $(BUILD)/libnabla.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -67,8 +79,10 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libnabla.a
 
 # Tests run from the repository root so fixtures resolve; each prints
 # cmocka's summary, and the run ends with one "N passed, N failed" line.
+# tests/test_install.c builds examples against an installed copy with the
+# suite's compiler and link flags (the sanitizer build's need its runtime).
 test: all
-	@BUILD=$(BUILD) sh tests/run.sh $(TESTS)
+	@BUILD=$(BUILD) NB_CC="$(CC)" NB_LDFLAGS="$(EXTRA_LDFLAGS)" sh tests/run.sh $(TESTS)
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # At -O1 clang does not vectorise, and warns of each `omp simd` loop it leaves.
@@ -109,8 +123,39 @@ fuzz: fuzz-build
 	    grep -E 'stat::number_of_executed_units' build-fuzz/$$name.log; \
 	done; echo "fuzz: $(words $(FUZZ_BINS)) passed, 0 failed"
 
+# ---- install -----------------------------------------------------------------
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PCDIR      ?= $(LIBDIR)/pkgconfig
+INSTALLED  := $(BINDIR)/nabla $(LIBDIR)/libnabla.a $(LIBDIR)/libnabla.so.$(VERSION) \
+              $(LIBDIR)/$(SONAME) $(LIBDIR)/libnabla.so $(INCLUDEDIR)/nabla.h \
+              $(PCDIR)/nabla.pc $(MANDIR)/man1/nabla.1
+
+# nabla.pc is written for the PREFIX of each install. The OpenMP runtime is a
+# compiler flag, not a pkg-config package, so it goes in Libs.private.
+install: $(BUILD)/libnabla.a $(BUILD)/libnabla.so $(BUILD)/nabla
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+	    $(DESTDIR)$(PCDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(BUILD)/nabla $(DESTDIR)$(BINDIR)/nabla
+	install -m 644 $(BUILD)/libnabla.a $(DESTDIR)$(LIBDIR)/libnabla.a
+	install -m 755 $(BUILD)/libnabla.so $(DESTDIR)$(LIBDIR)/libnabla.so.$(VERSION)
+	ln -sf libnabla.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libnabla.so
+	install -m 644 include/nabla.h $(DESTDIR)$(INCLUDEDIR)/nabla.h
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
+	    'Name: nabla' 'Description: C11 deep-learning library: autodiff graphs, conv nets, optimizers' \
+	    'Version: $(VERSION)' 'Requires.private: $(PKG_DEPS)' 'Cflags: -I$${includedir}' \
+	    'Libs: -L$${libdir} -lnabla' 'Libs.private: -lm -fopenmp' > $(DESTDIR)$(PCDIR)/nabla.pc
+	sed '1s/"nabla [^"]*"/"nabla $(VERSION)"/' docs/nabla.1 > $(DESTDIR)$(MANDIR)/man1/nabla.1
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+
 clean:
 	rm -rf build build-san build-fuzz
 
-.PHONY: all test sanitize check clean fuzz fuzz-build
+.PHONY: all test sanitize check clean fuzz fuzz-build install uninstall
 .SECONDARY:

@@ -51,8 +51,19 @@
 extern "C" {
 #endif
 
-#define NB_VERSION "0.1.0"
+/* The version of this header: MAJOR.MINOR.PATCH. The shared library's
+ * soname carries the major number (libnabla.so.0). */
+#define NB_VERSION_MAJOR 0
+#define NB_VERSION_MINOR 2
+#define NB_VERSION_PATCH 0
+#define NB_VERSION "0.2.0"
+/* One number that orders versions: 0.2.0 is 200. */
+#define NB_VERSION_NUMBER (NB_VERSION_MAJOR * 10000 + NB_VERSION_MINOR * 100 + NB_VERSION_PATCH)
 #define NB_MAX_DIMS 4
+
+/* The version of the library linked in, "0.2.0" (a static string). Compare it
+ * with NB_VERSION to catch a program built against another header. */
+const char *nb_version(void);
 
 /* ------------------------------------------------------------------------ */
 /* Errors and memory                                                         */
