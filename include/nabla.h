@@ -574,6 +574,26 @@ typedef struct nb_epoch_report {
 
 typedef void (*nb_epoch_fn)(const nb_epoch_report *report, void *user);
 
+/* Progress within a phase, reported after every training step and every
+ * evaluation batch, for a live display or a metrics log. The library prints
+ * nothing itself; a callback that draws should throttle its own redraws. */
+typedef enum nb_phase { NB_PHASE_TRAIN, NB_PHASE_EVAL } nb_phase;
+
+typedef struct nb_progress {
+    nb_phase phase;
+    int epoch, epochs;     /* epoch from 1 and the planned epochs; 0, 0 for a lone evaluation */
+    long done, total;      /* batches done in this epoch (or evaluation) and its batch count */
+    long step;             /* training steps done in all (an evaluation: the run's step) */
+    size_t samples;        /* samples done in this epoch (or evaluation) */
+    double loss;           /* mean loss of those samples; NaN before the first */
+    double images_per_s;   /* speed since this phase began, or resumed */
+    double seconds;        /* time since then */
+    double seconds_left;   /* estimated time to the phase's end at that speed; NaN unknown */
+    float lr;              /* the learning rate the next step will use (training) */
+} nb_progress;
+
+typedef void (*nb_progress_fn)(const nb_progress *progress, void *user);
+
 typedef struct nb_train_opts {
     int epochs;             /* train this many epochs in all (when steps is 0) */
     long steps;             /* > 0: stop after this many steps in all, even mid-epoch */
@@ -610,6 +630,9 @@ typedef struct nb_train_opts {
     int skip_nonfinite;
     nb_epoch_fn on_epoch;   /* may be NULL */
     void *user;
+    /* Called after every step and after every batch of the test-set
+     * evaluation, with user as its second argument; may be NULL. */
+    nb_progress_fn on_progress;
 } nb_train_opts;
 
 /* 10 epochs, batch 64, shuffled with seed 0, nothing else. */
@@ -634,6 +657,9 @@ typedef struct nb_eval_result {
  * predicted class. */
 nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
                       size_t *confusion);
+/* nb_evaluate, calling fn(progress, user) after each batch (fn may be NULL). */
+nb_status nb_evaluate_progress(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
+                               size_t *confusion, nb_progress_fn fn, void *user);
 
 /* ------------------------------------------------------------------------ */
 /* Gradient check                                                            */

@@ -1,6 +1,7 @@
 /* cmd_eval.c — `nabla eval`: loss, accuracy and confusion matrix of saved
  * weights on a test set. */
 #include "cli.h"
+#include "progress.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@ static const char help[] =
     "  --split S        t10k (default) or train\n"
     "  --batch B        batch size (default: about 16 MB of input, at most 1000)\n"
     "  --json           print one JSON object: {\"loss\":..,\"accuracy\":..,\"n\":..,...}\n"
+    "  --quiet          no live progress bar on a terminal\n"
     "  --hidden H       mlp hidden width the weights were trained with\n"
     "  --classes N      output classes the weights were trained with\n"
     "  --normalize M,S  override the normalisation saved with the weights\n"
@@ -53,7 +55,8 @@ static void print_json(const nb_eval_result *r, const size_t *cm, int classes) {
 /* Confusion matrices are printed up to this many classes. */
 #define MAX_PRINTED_CLASSES 20
 
-static int evaluate(nb_model *m, const char *dir, const char *split, long batch, int json) {
+static int evaluate(nb_model *m, const char *dir, const char *split, long batch, int json,
+                    bool quiet) {
     nb_dataset d = {0};
     if (nb_dataset_load_mnist(dir, split, &d)) {
         cli_error("%s", nb_last_error());
@@ -63,7 +66,10 @@ static int evaluate(nb_model *m, const char *dir, const char *split, long batch,
     size_t *cm = classes <= MAX_PRINTED_CLASSES
                      ? calloc((size_t)classes * (size_t)classes, sizeof *cm) : NULL;
     nb_eval_result r;
-    nb_status s = nb_evaluate(m, &d, (int)batch, &r, cm);
+    cli_progress bar;
+    cli_progress_init(&bar, quiet);
+    nb_status s = nb_evaluate_progress(m, &d, (int)batch, &r, cm, cli_progress_update, &bar);
+    cli_progress_clear(&bar);
     int code = 0;
     if (s) {
         cli_error("%s", nb_last_error());
@@ -86,6 +92,7 @@ int cmd_eval(int argc, char **argv) {
     const char *weights = NULL, *data = NB_FASHION_MNIST_DIR, *split = "t10k";
     long batch = 0; /* the library picks */
     int json = 0;
+    bool quiet = false;
     cli_args a = {argc, argv, 1, "eval", NULL, NULL};
     const char *arg, *v;
     while (cli_next(&a, &arg)) {
@@ -99,6 +106,9 @@ int cmd_eval(int argc, char **argv) {
         if (cli_is(&a, "--json")) {
             if (!cli_flag(&a)) return EXIT_USAGE;
             json = 1;
+        } else if (cli_is(&a, "--quiet")) {
+            if (!cli_flag(&a)) return EXIT_USAGE;
+            quiet = true;
         } else if (cli_is(&a, "--weights") || cli_is(&a, "--data") || cli_is(&a, "--split") ||
                    cli_is(&a, "--batch")) {
             if (!(v = cli_value(&a))) return EXIT_USAGE;
@@ -125,7 +135,7 @@ int cmd_eval(int argc, char **argv) {
         cli_error("%s", nb_last_error());
         code = EXIT_RUNTIME;
     } else {
-        code = cli_normalize(m, &mo) ? evaluate(m, data, split, batch, json) : EXIT_USAGE;
+        code = cli_normalize(m, &mo) ? evaluate(m, data, split, batch, json, quiet) : EXIT_USAGE;
     }
     nb_model_free(m);
     return code;

@@ -3,6 +3,7 @@
  * checkpoint the run, and on SIGINT or SIGTERM stop it cleanly with a
  * checkpoint to resume from. */
 #include "cli.h"
+#include "progress.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -50,6 +51,8 @@ static const char help[] =
     "  --no-shuffle        keep the file order\n"
     "  --no-test           skip the test-set evaluation after each epoch\n"
     "  --profile           print the time spent in each operator and node at the end\n"
+    "  --quiet             no live progress bar (without a terminal on stderr there\n"
+    "                      is none anyway: one line per epoch either way)\n"
     "  --hidden H          mlp hidden width (default 128)\n"
     "  --classes N         output classes (default 10; alexnet 1000)\n"
     "  --normalize M,S     feed (x/255 - M) / S; per channel: M1,..,Mc,S1,..,Sc\n"
@@ -69,8 +72,13 @@ typedef struct train_args {
     int argc;    /* the command line, to print the one that resumes */
     char **argv;
     nb_optimizer_opts opt;
-    bool lr_set, momentum_set, decay_set, profile;
+    bool lr_set, momentum_set, decay_set, profile, quiet;
 } train_args;
+
+/* What the training callbacks share: the live bar. */
+typedef struct train_ui {
+    cli_progress bar;
+} train_ui;
 
 static int parse_optimizer(const char *v, nb_optimizer_kind *kind) {
     if (!strcmp(v, "sgd")) *kind = NB_OPT_SGD;
@@ -90,6 +98,7 @@ static int train_option(cli_args *a, train_args *t) {
     if (cli_is(a, "--no-shuffle")) return cli_flag(a) ? (t->shuffle = 0, 1) : -1;
     if (cli_is(a, "--no-test")) return cli_flag(a) ? (t->test = 0, 1) : -1;
     if (cli_is(a, "--profile")) return cli_flag(a) ? (t->profile = true, 1) : -1;
+    if (cli_is(a, "--quiet")) return cli_flag(a) ? (t->quiet = true, 1) : -1;
     if (cli_is(a, "--nesterov")) return cli_flag(a) ? (t->opt.nesterov = 1, 1) : -1;
     if (cli_is(a, "--skip-nonfinite")) return cli_flag(a) ? (t->skip_nonfinite = 1, 1) : -1;
     static const char *const valued[] = {"--data", "--epochs", "--steps", "--batch", "--lr",
@@ -213,8 +222,14 @@ static void remove_leftovers(const char *path) {
     closedir(d);
 }
 
+static void on_progress(const nb_progress *p, void *user) {
+    train_ui *ui = user;
+    cli_progress_update(p, &ui->bar);
+}
+
 static void print_epoch(const nb_epoch_report *r, void *user) {
-    (void)user;
+    train_ui *ui = user;
+    cli_progress_clear(&ui->bar);
     printf("epoch %*d/%d  train loss %.4f", r->epochs >= 10 ? 2 : 1, r->epoch, r->epochs, r->train_loss);
     if (!isnan(r->test_loss)) printf("  test loss %.4f  test acc %.2f%%", r->test_loss, 100.0 * r->test_accuracy);
     if (r->skipped) printf("  skipped %ld non-finite step%s", r->skipped, r->skipped == 1 ? "" : "s");
@@ -353,6 +368,10 @@ static int run(train_args *t, nb_model *m) {
     if (t->save) remove_leftovers(t->save);
     remove_leftovers(t->checkpoint ? t->checkpoint : stop_path);
     o.on_epoch = print_epoch;
+    o.on_progress = on_progress;
+    train_ui ui;
+    cli_progress_init(&ui.bar, t->quiet);
+    o.user = &ui;
     /* Caught from before the header line: a signal from then on stops the
      * run cleanly (before its first step, if it comes that early). */
     struct sigaction old_handlers[2];
@@ -373,6 +392,7 @@ static int run(train_args *t, nb_model *m) {
     nb_status s = nb_train(m, opt, &train, &o);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     restore_signals(old_handlers);
+    cli_progress_clear(&ui.bar); /* a run that stopped mid-epoch leaves its bar */
     if (t->profile) cli_profile_print(nb_model_graph(m), stdout);
     int code = 0;
     if (s == NB_ERR_STOPPED) {
