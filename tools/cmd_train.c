@@ -3,6 +3,7 @@
  * checkpoint the run, and on SIGINT or SIGTERM stop it cleanly with a
  * checkpoint to resume from. */
 #include "cli.h"
+#include "metrics_log.h"
 #include "progress.h"
 
 #include <dirent.h>
@@ -51,6 +52,11 @@ static const char help[] =
     "  --no-shuffle        keep the file order\n"
     "  --no-test           skip the test-set evaluation after each epoch\n"
     "  --profile           print the time spent in each operator and node at the end\n"
+    "  --log FILE          write metrics to FILE.csv or FILE.jsonl: step, epoch, lr,\n"
+    "                      losses, test accuracy, img/s, wall time; a resumed run\n"
+    "                      appends to it without repeating records\n"
+    "  --log-every N       a record every N steps as well as each epoch's (default\n"
+    "                      100; 0: epochs only)\n"
     "  --quiet             no live progress bar (without a terminal on stderr there\n"
     "                      is none anyway: one line per epoch either way)\n"
     "  --hidden H          mlp hidden width (default 128)\n"
@@ -66,8 +72,8 @@ static const char help[] =
 
 typedef struct train_args {
     cli_model_opts mo;
-    const char *data, *init, *save, *checkpoint, *resume, *schedule;
-    long epochs, steps, batch, checkpoint_every;
+    const char *data, *init, *save, *checkpoint, *resume, *schedule, *log;
+    long epochs, steps, batch, checkpoint_every, log_every;
     int shuffle, test, skip_nonfinite;
     int argc;    /* the command line, to print the one that resumes */
     char **argv;
@@ -75,9 +81,11 @@ typedef struct train_args {
     bool lr_set, momentum_set, decay_set, profile, quiet;
 } train_args;
 
-/* What the training callbacks share: the live bar. */
+/* What the training callbacks share: the live bar and the --log file. */
 typedef struct train_ui {
     cli_progress bar;
+    metrics_log log;
+    bool logging;
 } train_ui;
 
 static int parse_optimizer(const char *v, nb_optimizer_kind *kind) {
@@ -104,7 +112,7 @@ static int train_option(cli_args *a, train_args *t) {
     static const char *const valued[] = {"--data", "--epochs", "--steps", "--batch", "--lr",
                                          "--optimizer", "--momentum", "--weight-decay", "--schedule",
                                          "--clip-norm", "--init", "--save", "--checkpoint", "--resume",
-                                         "--checkpoint-every"};
+                                         "--checkpoint-every", "--log", "--log-every"};
     int k = -1;
     for (int i = 0; i < (int)(sizeof valued / sizeof *valued); i++)
         if (cli_is(a, valued[i])) k = i;
@@ -137,7 +145,9 @@ static int train_option(cli_args *a, train_args *t) {
     case 11: t->save = v; return 1;
     case 12: t->checkpoint = v; return 1;
     case 13: t->resume = v; return 1;
-    default: return cli_int("--checkpoint-every", v, 1, 1L << 40, &t->checkpoint_every) ? 1 : -1;
+    case 14: return cli_int("--checkpoint-every", v, 1, 1L << 40, &t->checkpoint_every) ? 1 : -1;
+    case 15: t->log = v; return metrics_log_check_path(v) ? 1 : -1;
+    default: return cli_int("--log-every", v, 0, 1L << 40, &t->log_every) ? 1 : -1;
     }
 }
 
@@ -225,11 +235,13 @@ static void remove_leftovers(const char *path) {
 static void on_progress(const nb_progress *p, void *user) {
     train_ui *ui = user;
     cli_progress_update(p, &ui->bar);
+    if (ui->logging) metrics_log_progress(&ui->log, p);
 }
 
 static void print_epoch(const nb_epoch_report *r, void *user) {
     train_ui *ui = user;
     cli_progress_clear(&ui->bar);
+    if (ui->logging) metrics_log_epoch(&ui->log, r);
     printf("epoch %*d/%d  train loss %.4f", r->epochs >= 10 ? 2 : 1, r->epoch, r->epochs, r->train_loss);
     if (!isnan(r->test_loss)) printf("  test loss %.4f  test acc %.2f%%", r->test_loss, 100.0 * r->test_accuracy);
     if (r->skipped) printf("  skipped %ld non-finite step%s", r->skipped, r->skipped == 1 ? "" : "s");
@@ -370,8 +382,15 @@ static int run(train_args *t, nb_model *m) {
     o.on_epoch = print_epoch;
     o.on_progress = on_progress;
     train_ui ui;
+    memset(&ui, 0, sizeof ui);
     cli_progress_init(&ui.bar, t->quiet);
     o.user = &ui;
+    if (t->log && !(ui.logging = metrics_log_open(&ui.log, t->log, t->log_every, t->resume != NULL))) {
+        nb_optimizer_free(opt);
+        nb_dataset_free(&train);
+        nb_dataset_free(&test);
+        return EXIT_RUNTIME;
+    }
     /* Caught from before the header line: a signal from then on stops the
      * run cleanly (before its first step, if it comes that early). */
     struct sigaction old_handlers[2];
@@ -393,6 +412,7 @@ static int run(train_args *t, nb_model *m) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     restore_signals(old_handlers);
     cli_progress_clear(&ui.bar); /* a run that stopped mid-epoch leaves its bar */
+    bool log_ok = !ui.logging || metrics_log_close(&ui.log);
     if (t->profile) cli_profile_print(nb_model_graph(m), stdout);
     int code = 0;
     if (s == NB_ERR_STOPPED) {
@@ -415,6 +435,7 @@ static int run(train_args *t, nb_model *m) {
             }
         }
     }
+    if (!log_ok && !code) code = EXIT_RUNTIME;
     nb_optimizer_free(opt);
     nb_dataset_free(&train);
     nb_dataset_free(&test);
@@ -438,6 +459,7 @@ int cmd_train(int argc, char **argv) {
     memset(&t, 0, sizeof t);
     t.shuffle = t.test = 1;
     t.batch = 64;
+    t.log_every = 100;
     t.opt = nb_optimizer_defaults(NB_OPT_SGD);
     cli_args a = {argc, argv, 1, "train", NULL, NULL};
     const char *arg;
@@ -485,7 +507,8 @@ int cmd_train(int argc, char **argv) {
     }
     nb_optimizer_free(probe);
     if ((t.save && !writable_path("--save", t.save)) ||
-        (t.checkpoint && !writable_path("--checkpoint", t.checkpoint)))
+        (t.checkpoint && !writable_path("--checkpoint", t.checkpoint)) ||
+        (t.log && !writable_path("--log", t.log)))
         return EXIT_USAGE;
     int code;
     nb_model *m = cli_open_model(&t.mo, &code);
