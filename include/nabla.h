@@ -480,6 +480,10 @@ typedef struct nb_model_config {
                        gradients kept, to compare a training step with a
                        reference run in eval mode */
     uint64_t seed;  /* parameter init and dropout masks */
+    int input[3];   /* {C, H, W}: build for this sample shape instead of the
+                       model's own (a network file's input line); all zero:
+                       the model's. A shape the layers cannot take fails as
+                       any shape error does, naming the layer. */
 } nb_model_config;
 
 /* A finished, initialised model: one of the built-ins, or the path of a

@@ -9,6 +9,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_summary(int argc, char **argv);
 
 static const char usage[] =
     "usage: nabla <command> [options]\n"
@@ -18,6 +19,7 @@ static const char usage[] =
     "  eval       loss, accuracy and confusion matrix of saved weights\n"
     "  predict    classify PNG or PGM images\n"
     "  bench      training and inference speed, and time per layer\n"
+    "  summary    each layer's output shape, parameters and multiply-adds\n"
     "\n"
     "  --help     show this help (nabla <command> --help for a command's options)\n"
     "  --version  print the version\n";
@@ -36,6 +38,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "predict")) return cmd_predict(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "summary")) return cmd_summary(argc - 1, argv + 1);
     cli_error("unknown command '%s' (try nabla --help)", argv[1]);
     return EXIT_USAGE;
 }
