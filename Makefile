@@ -21,6 +21,10 @@ CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Werror -fopenmp -fPIC -Iinclude -Is
 PKG_DEPS := zlib libpng libcjson
 PKG_LIBS := $(shell pkg-config --libs $(PKG_DEPS))
 LDLIBS  += $(PKG_LIBS) -lm
+# The tool alone also draws pictures with cairo; the library does not.
+TOOL_PKG_DEPS := cairo
+TOOL_CFLAGS   := $(shell pkg-config --cflags $(TOOL_PKG_DEPS))
+TOOL_LIBS     := $(shell pkg-config --libs $(TOOL_PKG_DEPS))
 LDFLAGS += -fopenmp $(EXTRA_LDFLAGS)
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
@@ -55,7 +59,11 @@ $(BUILD)/libnabla.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/nabla: $(TOOL_OBJ) $(BUILD)/libnabla.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(TOOL_LIBS) $(LDLIBS)
+
+$(BUILD)/tools/%.o: tools/%.c $(wildcard include/*.h tools/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(TOOL_CFLAGS) -c $< -o $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/support.o $(BUILD)/libnabla.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)

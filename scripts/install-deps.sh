@@ -8,6 +8,6 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-    build-essential make pkg-config clang libomp-dev libclang-rt-14-dev \
+    build-essential make pkg-config clang libomp-dev libclang-rt-14-dev libcairo2-dev \
     zlib1g-dev libpng-dev libcjson-dev libcmocka-dev \
     dataset-fashion-mnist python3 python3-numpy python3-torch

@@ -10,6 +10,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 static const char usage[] =
     "usage: nabla <command> [options]\n"
@@ -20,6 +21,7 @@ static const char usage[] =
     "  predict    classify PNG or PGM images\n"
     "  bench      training and inference speed, and time per layer\n"
     "  summary    each layer's output shape, parameters and multiply-adds\n"
+    "  plot       draw the curves of a training log as a PNG\n"
     "\n"
     "  --help     show this help (nabla <command> --help for a command's options)\n"
     "  --version  print the version\n";
@@ -39,6 +41,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "predict")) return cmd_predict(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(argv[1], "summary")) return cmd_summary(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "plot")) return cmd_plot(argc - 1, argv + 1);
     cli_error("unknown command '%s' (try nabla --help)", argv[1]);
     return EXIT_USAGE;
 }
