@@ -1,6 +1,7 @@
 /* cmd_eval.c — `nabla eval`: loss, accuracy and confusion matrix of saved
  * weights on a test set. */
 #include "cli.h"
+#include "eval_pictures.h"
 #include "progress.h"
 
 #include <stdio.h>
@@ -20,6 +21,8 @@ static const char help[] =
     "  --batch B        batch size (default: about 16 MB of input, at most 1000)\n"
     "  --json           print one JSON object: {\"loss\":..,\"accuracy\":..,\"n\":..,...}\n"
     "  --quiet          no live progress bar on a terminal\n"
+    "  --confusion F.png  draw the confusion matrix as a heat map\n"
+    "  --errors F.png   draw the first misclassified images with their labels\n"
     "  --hidden H       mlp hidden width the weights were trained with\n"
     "  --classes N      output classes the weights were trained with\n"
     "  --normalize M,S  override the normalisation saved with the weights\n"
@@ -56,14 +59,14 @@ static void print_json(const nb_eval_result *r, const size_t *cm, int classes) {
 #define MAX_PRINTED_CLASSES 20
 
 static int evaluate(nb_model *m, const char *dir, const char *split, long batch, int json,
-                    bool quiet) {
+                    bool quiet, const eval_pictures *pictures) {
     nb_dataset d = {0};
     if (nb_dataset_load_mnist(dir, split, &d)) {
         cli_error("%s", nb_last_error());
         return EXIT_RUNTIME;
     }
     int classes = nb_model_classes(m);
-    size_t *cm = classes <= MAX_PRINTED_CLASSES
+    size_t *cm = classes <= MAX_PRINTED_CLASSES || pictures->confusion
                      ? calloc((size_t)classes * (size_t)classes, sizeof *cm) : NULL;
     nb_eval_result r;
     cli_progress bar;
@@ -79,7 +82,13 @@ static int evaluate(nb_model *m, const char *dir, const char *split, long batch,
     } else {
         printf("%s on %s/%s: loss %.4f  accuracy %.2f%% (%zu/%zu)\n", nb_model_name(m), dir, split,
                r.loss, 100.0 * r.accuracy, r.correct, r.n);
-        if (cm) print_confusion(cm, classes);
+        if (cm && classes <= MAX_PRINTED_CLASSES) print_confusion(cm, classes);
+    }
+    if (!code && (pictures->confusion || pictures->errors)) {
+        char title[256];
+        snprintf(title, sizeof title, "%s on %s (accuracy %.2f%%)", nb_model_name(m), split,
+                 100.0 * r.accuracy);
+        if (!eval_pictures_draw(pictures, m, &d, dir, cm, title)) code = EXIT_RUNTIME;
     }
     free(cm);
     nb_dataset_free(&d);
@@ -93,6 +102,7 @@ int cmd_eval(int argc, char **argv) {
     long batch = 0; /* the library picks */
     int json = 0;
     bool quiet = false;
+    eval_pictures pictures = {NULL, NULL};
     cli_args a = {argc, argv, 1, "eval", NULL, NULL};
     const char *arg, *v;
     while (cli_next(&a, &arg)) {
@@ -106,6 +116,11 @@ int cmd_eval(int argc, char **argv) {
         if (cli_is(&a, "--json")) {
             if (!cli_flag(&a)) return EXIT_USAGE;
             json = 1;
+        } else if (cli_is(&a, "--confusion") || cli_is(&a, "--errors")) {
+            bool confusion = cli_is(&a, "--confusion");
+            if (!(v = cli_value(&a)) || !eval_picture_path(confusion ? "--confusion" : "--errors", v))
+                return EXIT_USAGE;
+            *(confusion ? &pictures.confusion : &pictures.errors) = v;
         } else if (cli_is(&a, "--quiet")) {
             if (!cli_flag(&a)) return EXIT_USAGE;
             quiet = true;
@@ -135,7 +150,7 @@ int cmd_eval(int argc, char **argv) {
         cli_error("%s", nb_last_error());
         code = EXIT_RUNTIME;
     } else {
-        code = cli_normalize(m, &mo) ? evaluate(m, data, split, batch, json, quiet) : EXIT_USAGE;
+        code = cli_normalize(m, &mo) ? evaluate(m, data, split, batch, json, quiet, &pictures) : EXIT_USAGE;
     }
     nb_model_free(m);
     return code;
