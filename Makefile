@@ -1,8 +1,10 @@
 # nabla — one command builds the library (static and shared), the `nabla`
-# tool, the examples and the tests:  make
-#   make test        run the test suite
+# tool and the examples:  make
+#   make tests       build the test programs (needs cmocka)
+#   make test        build and run the test suite
 #   make sanitize    build with ASan+UBSan (clang) into build-san/ and run the suite
-#   make check       both: the command CI runs
+#   make check       install the test dependencies if missing, then both:
+#                    the command CI runs
 #   make CC=clang    the same build with clang
 #   make install     install library, header, tool, nabla.pc and man page
 #                    under PREFIX (default /usr/local), staged in DESTDIR
@@ -39,8 +41,12 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EXAMPLES := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-all: $(BUILD)/libnabla.a $(BUILD)/libnabla.so $(BUILD)/nabla $(EXAMPLES) $(TESTS) $(BENCHES) \
-     $(BUILD)/tests/header_example
+# Building and training need no test framework: the tests build with `make
+# tests` (and `make test`), whose dependencies scripts/install-test-deps.sh
+# installs.
+all: $(BUILD)/libnabla.a $(BUILD)/libnabla.so $(BUILD)/nabla $(EXAMPLES) $(BENCHES)
+
+tests: all $(TESTS) $(BUILD)/tests/header_example
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tools/*.h tests/*.h tests/fixtures/*.h)
 	@mkdir -p $(dir $@)
@@ -89,7 +95,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libnabla.a
 # cmocka's summary, and the run ends with one "N passed, N failed" line.
 # tests/test_install.c builds examples against an installed copy with the
 # suite's compiler and link flags (the sanitizer build's need its runtime).
-test: all
+test: tests
 	@BUILD=$(BUILD) NB_CC="$(CC)" NB_LDFLAGS="$(EXTRA_LDFLAGS)" sh tests/run.sh $(TESTS)
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -101,6 +107,7 @@ sanitize:
 
 # One after the other, so each suite's closing line stands on its own.
 check:
+	sh scripts/install-test-deps.sh
 	$(MAKE) test
 	$(MAKE) sanitize
 
@@ -165,5 +172,5 @@ uninstall:
 clean:
 	rm -rf build build-san build-fuzz
 
-.PHONY: all test sanitize check clean fuzz fuzz-build install uninstall
+.PHONY: all tests test sanitize check clean fuzz fuzz-build install uninstall
 .SECONDARY:
