@@ -103,7 +103,7 @@ int cmd_eval(int argc, char **argv) {
     int json = 0;
     bool quiet = false;
     eval_pictures pictures = {NULL, NULL};
-    cli_args a = {argc, argv, 1, "eval", NULL, NULL};
+    cli_args a = {argc, argv, 1, "eval", NULL, NULL, help};
     const char *arg, *v;
     while (cli_next(&a, &arg)) {
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {

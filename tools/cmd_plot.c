@@ -170,7 +170,7 @@ done:
 int cmd_plot(int argc, char **argv) {
     const char *log = NULL, *out = NULL, *title = NULL;
     long width = 1100;
-    cli_args a = {argc, argv, 1, "plot", NULL, NULL};
+    cli_args a = {argc, argv, 1, "plot", NULL, NULL, help};
     const char *arg, *v;
     while (cli_next(&a, &arg)) {
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {

@@ -88,7 +88,7 @@ int cmd_predict(int argc, char **argv) {
     int json = 0, n_files = 0;
     char **files = calloc((size_t)argc, sizeof *files);
     if (!files) return EXIT_RUNTIME;
-    cli_args a = {argc, argv, 1, "predict", NULL, NULL};
+    cli_args a = {argc, argv, 1, "predict", NULL, NULL, help};
     const char *arg;
     int code = -1;
     while (code < 0 && cli_next(&a, &arg)) {

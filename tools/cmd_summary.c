@@ -128,7 +128,7 @@ int cmd_summary(int argc, char **argv) {
     cli_model_opts mo;
     memset(&mo, 0, sizeof mo);
     int json = 0;
-    cli_args a = {argc, argv, 1, "summary", NULL, NULL};
+    cli_args a = {argc, argv, 1, "summary", NULL, NULL, help};
     const char *arg, *v;
     while (cli_next(&a, &arg)) {
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {

@@ -461,7 +461,7 @@ int cmd_train(int argc, char **argv) {
     t.batch = 64;
     t.log_every = 100;
     t.opt = nb_optimizer_defaults(NB_OPT_SGD);
-    cli_args a = {argc, argv, 1, "train", NULL, NULL};
+    cli_args a = {argc, argv, 1, "train", NULL, NULL, help};
     const char *arg;
     while (cli_next(&a, &arg)) {
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {

@@ -42,6 +42,9 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(argv[1], "summary")) return cmd_summary(argc - 1, argv + 1);
     if (!strcmp(argv[1], "plot")) return cmd_plot(argc - 1, argv + 1);
-    cli_error("unknown command '%s' (try nabla --help)", argv[1]);
+    static const char *const commands[] = {"train", "eval", "predict", "bench", "summary", "plot"};
+    const char *near = cli_nearest(argv[1], commands, 6);
+    if (near) cli_error("unknown command '%s'; did you mean %s? (try nabla --help)", argv[1], near);
+    else cli_error("unknown command '%s' (try nabla --help)", argv[1]);
     return EXIT_USAGE;
 }
