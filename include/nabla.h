@@ -137,7 +137,10 @@ uint32_t nb_rng_below(nb_rng *rng, uint32_t n);  /* uniform in [0, n), n > 0 */
 typedef struct nb_graph nb_graph;
 typedef struct nb_node nb_node;
 
+/* A new, empty graph, owned by the caller; NULL when out of memory. */
 nb_graph *nb_graph_new(void);
+/* Frees the graph and everything it owns (nodes, values, gradients, the
+ * parameter block); NULL is ignored. Pointers into it become invalid. */
 void nb_graph_free(nb_graph *g);
 /* NB_OK, or the first error met while building the graph. */
 nb_status nb_graph_status(const nb_graph *g);
@@ -151,6 +154,8 @@ nb_node *nb_param(nb_graph *g, const char *name, int ndim, const int *shape);
 
 /* Copy `batch` samples into an input node; batch may differ from the batch
  * it was created with. */
+/* NB_ERR_ARG for a node that is not an input or a batch < 1; the data is
+ * copied, so the caller keeps its buffer. */
 nb_status nb_feed(nb_node *input, const float *data, int batch);
 /* Ask for the gradient of an input or constant (parameters always get one). */
 void nb_requires_grad(nb_node *n, int on);
@@ -170,6 +175,8 @@ nb_status nb_forward(nb_graph *g, nb_node *target);
  * nb_forward(g, loss). */
 nb_status nb_backward(nb_graph *g, nb_node *loss);
 
+/* The value, owned by the graph: valid until the next nb_forward (which may
+ * move a buffer that grows) or nb_graph_free. */
 const nb_tensor *nb_value(const nb_node *n);
 /* The gradient; its data is NULL when the node needs none. */
 const nb_tensor *nb_grad(const nb_node *n);
@@ -302,7 +309,10 @@ typedef struct nb_idx {
     uint8_t *data; /* product of dims bytes */
 } nb_idx;
 
+/* Fills *out, whose data the caller then owns (nb_idx_free); on failure
+ * (NB_ERR_IO, NB_ERR_FORMAT, NB_ERR_NOMEM) *out is left empty. */
 nb_status nb_idx_read(const char *path, nb_idx *out);
+/* Frees idx->data and empties *idx; an empty one is ignored. */
 void nb_idx_free(nb_idx *idx);
 
 /* Images held as bytes (a 60,000-image set is 47 MB, not 188). */
@@ -320,7 +330,10 @@ typedef struct nb_dataset {
  * {split}-labels-idx1-ubyte. The images are [count, height, width] (one
  * channel) or, for colour, 4-D [count, channels, height, width] under the
  * same file name. Checks that the counts agree and labels are below 10. */
+/* *out is the caller's to free with nb_dataset_free; on failure it is left
+ * empty and the message names the file. */
 nb_status nb_dataset_load_mnist(const char *dir, const char *split, nb_dataset *out);
+/* Frees the images and labels and empties *d; an empty one is ignored. */
 void nb_dataset_free(nb_dataset *d);
 
 /* Fill a batch: samples order[first .. first+count-1] (order NULL means
@@ -402,6 +415,7 @@ nb_optimizer_opts nb_optimizer_defaults(nb_optimizer_kind kind);
 /* Checks the options (a negative lr, nesterov without momentum, ... are
  * NB_ERR_ARG with a message naming the option). */
 nb_optimizer *nb_optimizer_new(const nb_optimizer_opts *opts, size_t n_params);
+/* Frees the optimizer and its state; NULL is ignored. */
 void nb_optimizer_free(nb_optimizer *opt);
 /* One update of params from grads (grads may be scaled in place by
  * clipping). Uses the schedule's lr for the current step, then advances it. */
@@ -440,6 +454,7 @@ typedef struct nb_model nb_model;
  * seed drives the parameter init (nb_model_finish) and the dropout masks.
  * name is what messages call the model (may be NULL). */
 nb_model *nb_model_new(const char *name, int ndim, const int *sample_shape, uint64_t seed);
+/* Frees the model with its graph; NULL is ignored. */
 void nb_model_free(nb_model *m);
 
 /* Layers, appended before nb_model_finish. `name` prefixes the layer's
