@@ -24,7 +24,7 @@ PKG_DEPS := zlib libpng libcjson
 PKG_LIBS := $(shell pkg-config --libs $(PKG_DEPS))
 LDLIBS  += $(PKG_LIBS) -lm
 # The tool alone also draws pictures with cairo; the library does not.
-TOOL_PKG_DEPS := cairo
+TOOL_PKG_DEPS := cairo fontconfig
 TOOL_CFLAGS   := $(shell pkg-config --cflags $(TOOL_PKG_DEPS))
 TOOL_LIBS     := $(shell pkg-config --libs $(TOOL_PKG_DEPS))
 LDFLAGS += -fopenmp $(EXTRA_LDFLAGS)

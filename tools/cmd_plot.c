@@ -197,5 +197,7 @@ int cmd_plot(int argc, char **argv) {
         cli_error("--out %s: the picture is a PNG: give a .png file", out);
         return EXIT_USAGE;
     }
-    return plot(log, out, title, (int)width);
+    int code = plot(log, out, title, (int)width);
+    draw_finish();
+    return code;
 }

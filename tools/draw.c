@@ -2,8 +2,14 @@
 #include "draw.h"
 #include "cli.h"
 
+#include <fontconfig/fontconfig.h>
 #include <math.h>
 #include <stdio.h>
+
+void draw_finish(void) {
+    cairo_debug_reset_static_data();
+    FcFini();
+}
 
 cairo_t *draw_canvas(int w, int h) {
     cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);

@@ -16,6 +16,10 @@ cairo_t *draw_canvas(int w, int h);
 /* Write the canvas as PNG and free it; false after a message naming path. */
 bool draw_save_png(cairo_t *cr, const char *path);
 
+/* Release what cairo and fontconfig keep for the process (font caches), so
+ * leak checkers see none: call once, after the last picture. */
+void draw_finish(void);
+
 /* Text at (x, y); ax, ay in [0, 1] place the anchor (0, 0: the text's top
  * left; 0.5, 0.5: its centre). */
 void draw_text(cairo_t *cr, double x, double y, double size, bool bold, double ax, double ay,

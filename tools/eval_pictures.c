@@ -211,9 +211,12 @@ static bool draw_errors(const char *path, nb_model *m, const nb_dataset *d, cons
 bool eval_pictures_draw(const eval_pictures *p, nb_model *m, const nb_dataset *d, const char *dir,
                         const size_t *confusion, const char *title) {
     char heading[512];
+    bool ok = true;
     if (p->confusion) {
         snprintf(heading, sizeof heading, "confusion matrix: %s", title);
-        if (!draw_confusion(p->confusion, confusion, nb_model_classes(m), dir, heading)) return false;
+        ok = draw_confusion(p->confusion, confusion, nb_model_classes(m), dir, heading);
     }
-    return !p->errors || draw_errors(p->errors, m, d, dir, title);
+    if (ok && p->errors) ok = draw_errors(p->errors, m, d, dir, title);
+    draw_finish();
+    return ok;
 }
