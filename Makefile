@@ -1,9 +1,14 @@
 # nabla — one command builds the library (static and shared), the `nabla`
-# tool, the examples and the tests:  make
-#   make test        run the test suite
+# tool and the examples:  make
+#   make tests       build the test programs (needs cmocka)
+#   make test        build and run the test suite
 #   make sanitize    build with ASan+UBSan (clang) into build-san/ and run the suite
-#   make check       both: the command CI runs
+#   make check       install the test dependencies if missing, then both:
+#                    the command CI runs
 #   make CC=clang    the same build with clang
+#   make install     install library, header, tool, nabla.pc and man page
+#                    under PREFIX (default /usr/local), staged in DESTDIR
+#   make uninstall   remove exactly what install put there
 # The default build targets the architecture's baseline (no -march=native):
 # every fast kernel in src/kernels/targets/ is compiled once per SIMD target
 # of the architecture (ISA_TARGETS) and the best the CPU has is picked at run
@@ -15,9 +20,6 @@ OPT     ?= -O2
 CFLAGS  ?=
 CFLAGS  += -std=c11 $(OPT) -g -Wall -Wextra -Werror -fopenmp -fPIC -Iinclude -Isrc \
            -fno-math-errno -D_POSIX_C_SOURCE=200809L $(EXTRA_CFLAGS)
-LDLIBS  += -lz -lpng -ljpeg -lcjson -lm
-LDFLAGS += -fopenmp $(EXTRA_LDFLAGS)
-
 # The machine the compiler builds for, and the SIMD targets kernels are
 # compiled for there, best first (per-target kernel rules use ISA_TARGETS).
 # Nothing x86-specific is passed on aarch64.  make arch  prints both.
@@ -32,6 +34,25 @@ else
 ARCH        := $(firstword $(subst -, ,$(MACHINE)))
 ISA_TARGETS := generic
 endif
+# A cross build asks pkg-config about the target's libraries (Debian's
+# multiarch -dev packages put their .pc files under /usr/lib/<triplet>).
+ifeq ($(shell uname -m),$(ARCH))
+PKG_CONFIG ?= pkg-config
+else
+PKG_CONFIG ?= PKG_CONFIG_LIBDIR=/usr/lib/$(MACHINE)/pkgconfig:/usr/share/pkgconfig pkg-config
+endif
+
+# The libraries nabla links, by pkg-config name: the link line and the
+# installed nabla.pc's Requires.private both come from this one list.
+PKG_DEPS := zlib libpng libjpeg libcjson
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKG_DEPS))
+LDLIBS  += $(PKG_LIBS) -lm
+# The tool alone also draws pictures with cairo; the library does not.
+TOOL_PKG_DEPS := cairo fontconfig
+TOOL_CFLAGS   := $(shell $(PKG_CONFIG) --cflags $(TOOL_PKG_DEPS))
+TOOL_LIBS     := $(shell $(PKG_CONFIG) --libs $(TOOL_PKG_DEPS))
+LDFLAGS += -fopenmp $(EXTRA_LDFLAGS)
+
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
@@ -54,8 +75,12 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EXAMPLES := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-all: $(BUILD)/libnabla.a $(BUILD)/libnabla.so $(BUILD)/nabla $(EXAMPLES) $(TESTS) $(BENCHES) \
-     $(BUILD)/tests/header_example
+# Building and training need no test framework: the tests build with `make
+# tests` (and `make test`), whose dependencies scripts/install-test-deps.sh
+# installs.
+all: $(BUILD)/libnabla.a $(BUILD)/libnabla.so $(BUILD)/nabla $(EXAMPLES) $(BENCHES)
+
+tests: all $(TESTS) $(BUILD)/tests/header_example
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h src/kernels/*/*.h tools/*.h tests/*.h tests/fixtures/*.h)
 	@mkdir -p $(dir $@)
@@ -72,11 +97,20 @@ $(BUILD)/libnabla.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The version is nabla.h's NB_VERSION; the soname carries its major number.
+VERSION  := $(shell sed -n 's/^\#define NB_VERSION "\(.*\)"/\1/p' include/nabla.h)
+SOMAJOR  := $(firstword $(subst ., ,$(VERSION)))
+SONAME   := libnabla.so.$(SOMAJOR)
+
 $(BUILD)/libnabla.so: $(LIB_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/nabla: $(TOOL_OBJ) $(BUILD)/libnabla.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(TOOL_LIBS) $(LDLIBS)
+
+$(BUILD)/tools/%.o: tools/%.c $(wildcard include/*.h tools/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(TOOL_CFLAGS) -c $< -o $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/support.o $(BUILD)/libnabla.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
@@ -100,8 +134,10 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libnabla.a
 
 # Tests run from the repository root so fixtures resolve; each prints
 # cmocka's summary, and the run ends with one "N passed, N failed" line.
-test: all
-	@BUILD=$(BUILD) sh tests/run.sh $(TESTS)
+# tests/test_install.c builds examples against an installed copy with the
+# suite's compiler and link flags (the sanitizer build's need its runtime).
+test: tests
+	@BUILD=$(BUILD) NB_CC="$(CC)" NB_LDFLAGS="$(EXTRA_LDFLAGS)" sh tests/run.sh $(TESTS)
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # At -O1 clang does not vectorise, and warns of each `omp simd` loop it leaves.
@@ -112,6 +148,7 @@ sanitize:
 
 # One after the other, so each suite's closing line stands on its own.
 check:
+	sh scripts/install-test-deps.sh
 	$(MAKE) test
 	$(MAKE) sanitize
 
@@ -149,8 +186,39 @@ arch:
 test-arm64:
 	sh scripts/test-arm64.sh
 
+# ---- install -----------------------------------------------------------------
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PCDIR      ?= $(LIBDIR)/pkgconfig
+INSTALLED  := $(BINDIR)/nabla $(LIBDIR)/libnabla.a $(LIBDIR)/libnabla.so.$(VERSION) \
+              $(LIBDIR)/$(SONAME) $(LIBDIR)/libnabla.so $(INCLUDEDIR)/nabla.h \
+              $(PCDIR)/nabla.pc $(MANDIR)/man1/nabla.1
+
+# nabla.pc is written for the PREFIX of each install. The OpenMP runtime is a
+# compiler flag, not a pkg-config package, so it goes in Libs.private.
+install: $(BUILD)/libnabla.a $(BUILD)/libnabla.so $(BUILD)/nabla
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+	    $(DESTDIR)$(PCDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(BUILD)/nabla $(DESTDIR)$(BINDIR)/nabla
+	install -m 644 $(BUILD)/libnabla.a $(DESTDIR)$(LIBDIR)/libnabla.a
+	install -m 755 $(BUILD)/libnabla.so $(DESTDIR)$(LIBDIR)/libnabla.so.$(VERSION)
+	ln -sf libnabla.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libnabla.so
+	install -m 644 include/nabla.h $(DESTDIR)$(INCLUDEDIR)/nabla.h
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
+	    'Name: nabla' 'Description: C11 deep-learning library: autodiff graphs, conv nets, optimizers' \
+	    'Version: $(VERSION)' 'Requires.private: $(PKG_DEPS)' 'Cflags: -I$${includedir}' \
+	    'Libs: -L$${libdir} -lnabla' 'Libs.private: -lm -fopenmp' > $(DESTDIR)$(PCDIR)/nabla.pc
+	sed '1s/"nabla [^"]*"/"nabla $(VERSION)"/' docs/nabla.1 > $(DESTDIR)$(MANDIR)/man1/nabla.1
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+
 clean:
 	rm -rf build build-san build-fuzz build-arm64 build-arm64-clang
 
-.PHONY: all test sanitize check clean fuzz fuzz-build arch test-arm64
+.PHONY: all tests test sanitize check clean fuzz fuzz-build install uninstall arch test-arm64
 .SECONDARY:

@@ -51,8 +51,19 @@
 extern "C" {
 #endif
 
-#define NB_VERSION "0.1.0"
+/* The version of this header: MAJOR.MINOR.PATCH. The shared library's
+ * soname carries the major number (libnabla.so.0). */
+#define NB_VERSION_MAJOR 0
+#define NB_VERSION_MINOR 2
+#define NB_VERSION_PATCH 0
+#define NB_VERSION "0.2.0"
+/* One number that orders versions: 0.2.0 is 200. */
+#define NB_VERSION_NUMBER (NB_VERSION_MAJOR * 10000 + NB_VERSION_MINOR * 100 + NB_VERSION_PATCH)
 #define NB_MAX_DIMS 4
+
+/* The version of the library linked in, "0.2.0" (a static string). Compare it
+ * with NB_VERSION to catch a program built against another header. */
+const char *nb_version(void);
 
 /* ------------------------------------------------------------------------ */
 /* Errors and memory                                                         */
@@ -152,7 +163,10 @@ uint32_t nb_rng_below(nb_rng *rng, uint32_t n);  /* uniform in [0, n), n > 0 */
 typedef struct nb_graph nb_graph;
 typedef struct nb_node nb_node;
 
+/* A new, empty graph, owned by the caller; NULL when out of memory. */
 nb_graph *nb_graph_new(void);
+/* Frees the graph and everything it owns (nodes, values, gradients, the
+ * parameter block); NULL is ignored. Pointers into it become invalid. */
 void nb_graph_free(nb_graph *g);
 /* NB_OK, or the first error met while building the graph. */
 nb_status nb_graph_status(const nb_graph *g);
@@ -172,6 +186,8 @@ nb_node *nb_buffer(nb_graph *g, const char *name, int ndim, const int *shape, co
 
 /* Copy `batch` samples into an input node; batch may differ from the batch
  * it was created with. */
+/* NB_ERR_ARG for a node that is not an input or a batch < 1; the data is
+ * copied, so the caller keeps its buffer. */
 nb_status nb_feed(nb_node *input, const float *data, int batch);
 /* Ask for the gradient of an input or constant (parameters always get one). */
 void nb_requires_grad(nb_node *n, int on);
@@ -191,6 +207,8 @@ nb_status nb_forward(nb_graph *g, nb_node *target);
  * nb_forward(g, loss). */
 nb_status nb_backward(nb_graph *g, nb_node *loss);
 
+/* The value, owned by the graph: valid until the next nb_forward (which may
+ * move a buffer that grows) or nb_graph_free. */
 const nb_tensor *nb_value(const nb_node *n);
 /* The gradient; its data is NULL when the node needs none. */
 const nb_tensor *nb_grad(const nb_node *n);
@@ -342,7 +360,10 @@ typedef struct nb_idx {
     uint8_t *data; /* product of dims bytes */
 } nb_idx;
 
+/* Fills *out, whose data the caller then owns (nb_idx_free); on failure
+ * (NB_ERR_IO, NB_ERR_FORMAT, NB_ERR_NOMEM) *out is left empty. */
 nb_status nb_idx_read(const char *path, nb_idx *out);
+/* Frees idx->data and empties *idx; an empty one is ignored. */
 void nb_idx_free(nb_idx *idx);
 
 /* Images held as bytes (a 60,000-image set is 47 MB, not 188). */
@@ -360,7 +381,10 @@ typedef struct nb_dataset {
  * {split}-labels-idx1-ubyte. The images are [count, height, width] (one
  * channel) or, for colour, 4-D [count, channels, height, width] under the
  * same file name. Checks that the counts agree and labels are below 10. */
+/* *out is the caller's to free with nb_dataset_free; on failure it is left
+ * empty and the message names the file. */
 nb_status nb_dataset_load_mnist(const char *dir, const char *split, nb_dataset *out);
+/* Frees the images and labels and empties *d; an empty one is ignored. */
 void nb_dataset_free(nb_dataset *d);
 
 /* Fill a batch: samples order[first .. first+count-1] (order NULL means
@@ -544,6 +568,7 @@ nb_optimizer_opts nb_optimizer_defaults(nb_optimizer_kind kind);
 /* Checks the options (a negative lr, nesterov without momentum, ... are
  * NB_ERR_ARG with a message naming the option). */
 nb_optimizer *nb_optimizer_new(const nb_optimizer_opts *opts, size_t n_params);
+/* Frees the optimizer and its state; NULL is ignored. */
 void nb_optimizer_free(nb_optimizer *opt);
 /* One update of params from grads (grads may be scaled in place by
  * clipping). Uses the schedule's lr for the current step, then advances it. */
@@ -585,6 +610,7 @@ typedef struct nb_model nb_model;
  * seed drives the parameter init (nb_model_finish) and the dropout masks.
  * name is what messages call the model (may be NULL). */
 nb_model *nb_model_new(const char *name, int ndim, const int *sample_shape, uint64_t seed);
+/* Frees the model with its graph; NULL is ignored. */
 void nb_model_free(nb_model *m);
 
 /* Layers, appended before nb_model_finish. `name` prefixes the layer's
@@ -650,6 +676,10 @@ typedef struct nb_model_config {
                        gradients kept, to compare a training step with a
                        reference run in eval mode */
     uint64_t seed;  /* parameter init and dropout masks */
+    int input[3];   /* {C, H, W}: build for this sample shape instead of the
+                       model's own (a network file's input line); all zero:
+                       the model's. A shape the layers cannot take fails as
+                       any shape error does, naming the layer. */
 } nb_model_config;
 
 /* A finished, initialised model: one of the built-ins, or the path of a
@@ -758,6 +788,26 @@ typedef struct nb_epoch_report {
 
 typedef void (*nb_epoch_fn)(const nb_epoch_report *report, void *user);
 
+/* Progress within a phase, reported after every training step and every
+ * evaluation batch, for a live display or a metrics log. The library prints
+ * nothing itself; a callback that draws should throttle its own redraws. */
+typedef enum nb_phase { NB_PHASE_TRAIN, NB_PHASE_EVAL } nb_phase;
+
+typedef struct nb_progress {
+    nb_phase phase;
+    int epoch, epochs;     /* epoch from 1 and the planned epochs; 0, 0 for a lone evaluation */
+    long done, total;      /* batches done in this epoch (or evaluation) and its batch count */
+    long step;             /* training steps done in all (an evaluation: the run's step) */
+    size_t samples;        /* samples done in this epoch (or evaluation) */
+    double loss;           /* mean loss of those samples; NaN before the first */
+    double images_per_s;   /* speed since this phase began, or resumed */
+    double seconds;        /* time since then */
+    double seconds_left;   /* estimated time to the phase's end at that speed; NaN unknown */
+    float lr;              /* the learning rate the next step will use (training) */
+} nb_progress;
+
+typedef void (*nb_progress_fn)(const nb_progress *progress, void *user);
+
 typedef struct nb_train_opts {
     int epochs;             /* train this many epochs in all (when steps is 0) */
     long steps;             /* > 0: stop after this many steps in all, even mid-epoch */
@@ -797,6 +847,9 @@ typedef struct nb_train_opts {
     /* Training images augmented as they are batched (NULL: none); the
      * draws use `seed`, the epoch and the image's index. */
     const nb_augment *augment;
+    /* Called after every step and after every batch of the test-set
+     * evaluation, with user as its second argument; may be NULL. */
+    nb_progress_fn on_progress;
 } nb_train_opts;
 
 /* 10 epochs, batch 64, shuffled with seed 0, nothing else. */
@@ -823,6 +876,9 @@ typedef struct nb_eval_result {
  * predicted class. */
 nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
                       size_t *confusion);
+/* nb_evaluate, calling fn(progress, user) after each batch (fn may be NULL). */
+nb_status nb_evaluate_progress(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
+                               size_t *confusion, nb_progress_fn fn, void *user);
 
 /* ------------------------------------------------------------------------ */
 /* Gradient check                                                            */

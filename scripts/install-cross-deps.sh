@@ -19,4 +19,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross clang lld qemu-user \
     zlib1g-dev zlib1g-dev:arm64 libpng-dev libpng-dev:arm64 \
     libcjson-dev libcjson-dev:arm64 libcmocka-dev libcmocka-dev:arm64 \
-    libjpeg62-turbo-dev libjpeg62-turbo-dev:arm64
+    libjpeg62-turbo-dev libjpeg62-turbo-dev:arm64 \
+    libcairo2-dev libcairo2-dev:arm64 libfontconfig-dev libfontconfig-dev:arm64

@@ -1,19 +1,14 @@
 #!/bin/sh
-# Install what nabla needs to build, test and train, from Debian 12's
-# packages: compilers, zlib, libpng, libjpeg-turbo, cJSON, cmocka, OpenMP,
-# the sanitizer runtime, Fashion-MNIST, and Debian's PyTorch, Pillow and
-# torchvision (tests compare against them).
+# Install what nabla needs to build and train, from Debian 12's packages:
+# a C compiler and make, pkg-config, zlib, libpng, libjpeg-turbo, cJSON, cairo (the tool's
+# pictures) and Fashion-MNIST. What only the tests need comes with the test
+# command: scripts/install-test-deps.sh, which `make check` runs.
 set -eu
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-    build-essential make pkg-config clang libomp-dev libclang-rt-14-dev \
-    zlib1g-dev libpng-dev libjpeg62-turbo-dev libcjson-dev libcmocka-dev \
-    dataset-fashion-mnist python3 python3-numpy python3-torch
-# test-only: Pillow and torchvision, the references for JPEG decoding, the
-# resize and the eval transform (tests/pil_image_check.py), and the writer
-# of Fashion-MNIST image folders (scripts/fashion_mnist_folders.py); torchvision also for the built-in
-# resnet18 (tests/torch_resnet18_check.py).
-$SUDO apt-get install -y -qq --no-install-recommends python3-pil python3-torchvision
+    build-essential make pkg-config \
+    zlib1g-dev libpng-dev libjpeg62-turbo-dev libcjson-dev libcairo2-dev \
+    dataset-fashion-mnist

@@ -179,3 +179,24 @@ int run_nabla(const char *fmt, ...) {
     assert_null(strstr(err_text, "Sanitizer"));
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+int run_nabla_tty(const char *env, const char *fmt, ...) {
+    char args[2048], cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    /* util-linux script(1) gives the command a pseudo-terminal for stdin,
+     * stdout and stderr, and logs what the terminal shows; -e passes on the
+     * command's exit code. */
+    snprintf(cmd, sizeof cmd, "env TERM=xterm %s script -qec '%s %s' %s/tty >/dev/null 2>&1 </dev/null",
+             env ? env : "", nabla_path, args, tmpdir);
+    int status = system(cmd);
+    char path[256];
+    snprintf(path, sizeof path, "%s/tty", tmpdir);
+    slurp(path, out_text, sizeof out_text);
+    err_text[0] = '\0';
+    if (strstr(out_text, "Sanitizer")) print_error("nabla %s:\n%s\n", args, out_text);
+    assert_null(strstr(out_text, "Sanitizer"));
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

@@ -77,6 +77,10 @@ extern char nabla_path[256];
 extern char out_text[1 << 16], err_text[1 << 16];
 int nabla_setup(void **state);
 int run_nabla(const char *fmt, ...) NB_TEST_PRINTF(1, 2);
+/* run_nabla in a pseudo-terminal (script(1)), with env ("NO_COLOR=1", may be
+ * NULL) set: out_text gets what the terminal shows, stdout and stderr
+ * together (single quotes in ARGS are not allowed). */
+int run_nabla_tty(const char *env, const char *fmt, ...) NB_TEST_PRINTF(2, 3);
 
 /* Assert a status is NB_OK, printing nb_last_error() if not. */
 #define assert_ok(expr)                                                        \

@@ -108,7 +108,7 @@ static void test_alexnet_forward_and_gradients_match_torch(void **s) {
     if (!have_torch()) {
         if (getenv("NB_SKIP_TORCH")) skip();
         fail_msg("/usr/bin/python3 cannot import torch: install python3-torch "
-                 "(scripts/install-deps.sh), or set NB_SKIP_TORCH=1 to skip this test locally");
+                 "(scripts/install-test-deps.sh), or set NB_SKIP_TORCH=1 to skip this test locally");
     }
     char cmd[512], path[160];
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch_alexnet_check.py %s", tmpdir);

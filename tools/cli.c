@@ -56,7 +56,68 @@ bool cli_flag(cli_args *a) {
     return false;
 }
 
+/* Levenshtein distance, for suggestions; words past 63 bytes never match. */
+static int edit_distance(const char *a, const char *b) {
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 63 || m > 63) return 1 << 20;
+    int row[64];
+    for (size_t j = 0; j <= m; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= n; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= m; j++) {
+            int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[m];
+}
+
+const char *cli_nearest(const char *word, const char *const *candidates, int n) {
+    const char *best = NULL;
+    int best_d = 1 << 20;
+    for (int i = 0; i < n; i++) {
+        int d = edit_distance(word, candidates[i]);
+        if (d < best_d) best = candidates[i], best_d = d;
+    }
+    /* Near enough: a slip of one or two characters, fewer for short words. */
+    int len = (int)strlen(word), allowed = len <= 4 ? 1 : len <= 8 ? 2 : 3;
+    return best_d <= allowed ? best : NULL;
+}
+
+/* The "--name" options a help text lists, into names (each up to 31 bytes). */
+static int help_options(const char *help, char names[][32], int cap) {
+    int n = 0;
+    for (const char *p = help; (p = strstr(p, "--")) && n < cap; p += 2) {
+        if (p > help && p[-1] != ' ' && p[-1] != '[' && p[-1] != '\n') continue;
+        size_t len = 2;
+        while (p[len] && (isalnum((unsigned char)p[len]) || p[len] == '-')) len++;
+        if (len <= 2 || len >= 32) continue;
+        memcpy(names[n], p, len);
+        names[n][len] = '\0';
+        bool seen = false;
+        for (int i = 0; i < n; i++) seen = seen || !strcmp(names[i], names[n]);
+        if (!seen) n++;
+    }
+    return n;
+}
+
 int cli_unknown(const cli_args *a, const char *arg) {
+    if (a->name && a->help) {
+        char names[96][32];
+        const char *list[96];
+        int n = help_options(a->help, names, 96);
+        for (int i = 0; i < n; i++) list[i] = names[i];
+        const char *near = cli_nearest(a->name, list, n);
+        if (near) {
+            cli_error("%s: unknown option '%s'; did you mean %s? (see nabla %s --help)", a->cmd,
+                      a->name, near, a->cmd);
+            return EXIT_USAGE;
+        }
+    }
     if (a->name) cli_error("%s: unknown option '%s' (see nabla %s --help)", a->cmd, a->name, a->cmd);
     else cli_error("%s: unexpected argument '%s' (see nabla %s --help)", a->cmd, arg, a->cmd);
     return EXIT_USAGE;

@@ -28,6 +28,8 @@ typedef struct cli_args {
     const char *cmd;   /* "train", for messages */
     const char *name;  /* current option, "--batch" */
     const char *value; /* its "=value" part, or NULL */
+    const char *help;  /* the command's --help text: an unknown option is
+                          matched against the options it lists; may be NULL */
 } cli_args;
 
 /* Next argument: true with *arg set; an option's name is in a->name. */
@@ -40,6 +42,10 @@ const char *cli_value(cli_args *a);
 bool cli_flag(cli_args *a);
 /* Report the current option as unknown (exit code follows from it). */
 int cli_unknown(const cli_args *a, const char *arg);
+
+/* The candidate nearest to word by edit distance, if it is near enough to
+ * be a slip ("--epoch" for "--epochs"); NULL otherwise. */
+const char *cli_nearest(const char *word, const char *const *candidates, int n);
 
 /* Parsers: false after printing "nabla: --batch: 'x' is not ..." */
 bool cli_int(const char *opt, const char *s, long lo, long hi, long *out);

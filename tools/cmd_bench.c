@@ -238,7 +238,7 @@ int cmd_bench(int argc, char **argv) {
     b.layers = true;
     b.mo.model = "lenet5";
     b.mo.threads = 1;
-    cli_args a = {argc, argv, 1, "bench", NULL, NULL};
+    cli_args a = {argc, argv, 1, "bench", NULL, NULL, help};
     const char *arg;
     while (cli_next(&a, &arg)) {
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {

@@ -2,6 +2,8 @@
  * weights on a test set. */
 #include "cli.h"
 #include "cli_data.h"
+#include "eval_pictures.h"
+#include "progress.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,9 @@ static const char help[] =
     "  --max-pixels N   refuse larger images (default 89478485)\n"
     "  --batch B        batch size (default: about 16 MB of input, at most 1000)\n"
     "  --json           print one JSON object: {\"loss\":..,\"accuracy\":..,\"n\":..,...}\n"
+    "  --quiet          no live progress bar on a terminal\n"
+    "  --confusion F.png  draw the confusion matrix as a heat map\n"
+    "  --errors F.png   draw the first misclassified images with their labels\n"
     "  --hidden H       mlp hidden width the weights were trained with\n"
     "  --classes N      output classes the weights were trained with\n"
     "  --normalize M,S  override the normalisation saved with the weights\n"
@@ -100,7 +105,7 @@ static void print_json(const nb_model *m, const nb_dataset_info *info, const nb_
 
 
 static int evaluate(nb_model *m, const char *dir, const char *split, const cli_data_opts *dopts,
-                    long batch, int json) {
+                    long batch, int json, bool quiet, const eval_pictures *pictures) {
     nb_dataset d = {0};
     nb_dataset_info info;
     int failed = cli_open_data(dir, split, m, dopts, json != 0, &d, &info);
@@ -108,7 +113,10 @@ static int evaluate(nb_model *m, const char *dir, const char *split, const cli_d
     int classes = nb_model_classes(m);
     size_t *cm = calloc((size_t)classes * (size_t)classes, sizeof *cm);
     nb_eval_result r;
-    nb_status s = cm ? nb_evaluate(m, &d, (int)batch, &r, cm) : NB_ERR_NOMEM;
+    cli_progress bar;
+    cli_progress_init(&bar, quiet);
+    nb_status s = cm ? nb_evaluate_progress(m, &d, (int)batch, &r, cm, cli_progress_update, &bar) : NB_ERR_NOMEM;
+    cli_progress_clear(&bar);
     if (!cm) cli_error("out of memory for a %d x %d confusion matrix", classes, classes);
     int code = 0;
     if (s) {
@@ -122,6 +130,12 @@ static int evaluate(nb_model *m, const char *dir, const char *split, const cli_d
                100.0 * r.top5);
         print_per_class(m, &info, cm, classes);
         if (classes <= MAX_PRINTED_CLASSES) print_confusion(cm, classes);
+    }
+    if (!code && (pictures->confusion || pictures->errors)) {
+        char title[256];
+        snprintf(title, sizeof title, "%s on %s (accuracy %.2f%%)", nb_model_name(m), split,
+                 100.0 * r.accuracy);
+        if (!eval_pictures_draw(pictures, m, &d, dir, cm, title)) code = EXIT_RUNTIME;
     }
     free(cm);
     nb_dataset_free(&d);
@@ -137,7 +151,9 @@ int cmd_eval(int argc, char **argv) {
     memset(&dopts, 0, sizeof dopts);
     long batch = 0; /* the library picks */
     int json = 0;
-    cli_args a = {argc, argv, 1, "eval", NULL, NULL};
+    bool quiet = false;
+    eval_pictures pictures = {NULL, NULL};
+    cli_args a = {argc, argv, 1, "eval", NULL, NULL, help};
     const char *arg, *v;
     while (cli_next(&a, &arg)) {
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
@@ -151,6 +167,14 @@ int cmd_eval(int argc, char **argv) {
         if (cli_is(&a, "--json")) {
             if (!cli_flag(&a)) return EXIT_USAGE;
             json = 1;
+        } else if (cli_is(&a, "--confusion") || cli_is(&a, "--errors")) {
+            bool confusion = cli_is(&a, "--confusion");
+            if (!(v = cli_value(&a)) || !eval_picture_path(confusion ? "--confusion" : "--errors", v))
+                return EXIT_USAGE;
+            *(confusion ? &pictures.confusion : &pictures.errors) = v;
+        } else if (cli_is(&a, "--quiet")) {
+            if (!cli_flag(&a)) return EXIT_USAGE;
+            quiet = true;
         } else if (cli_is(&a, "--weights") || cli_is(&a, "--data") || cli_is(&a, "--split") ||
                    cli_is(&a, "--batch")) {
             if (!(v = cli_value(&a))) return EXIT_USAGE;
@@ -178,7 +202,7 @@ int cmd_eval(int argc, char **argv) {
         cli_error("%s", nb_last_error());
         code = EXIT_RUNTIME;
     } else {
-        code = cli_normalize(m, &mo) ? evaluate(m, data, split, &dopts, batch, json) : EXIT_USAGE;
+        code = cli_normalize(m, &mo) ? evaluate(m, data, split, &dopts, batch, json, quiet, &pictures) : EXIT_USAGE;
     }
     nb_model_free(m);
     return code;

@@ -149,7 +149,7 @@ int cmd_predict(int argc, char **argv) {
     long resize = 0, top = 1;
     char **files = calloc((size_t)argc, sizeof *files);
     if (!files) return EXIT_RUNTIME;
-    cli_args a = {argc, argv, 1, "predict", NULL, NULL};
+    cli_args a = {argc, argv, 1, "predict", NULL, NULL, help};
     const char *arg;
     int code = -1;
     while (code < 0 && cli_next(&a, &arg)) {

@@ -4,6 +4,8 @@
  * checkpoint to resume from. */
 #include "cli.h"
 #include "cli_data.h"
+#include "metrics_log.h"
+#include "progress.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -65,6 +67,13 @@ static const char help[] =
     "  --no-shuffle        keep the file order\n"
     "  --no-test           skip the test-set evaluation after each epoch\n"
     "  --profile           print the time spent in each operator and node at the end\n"
+    "  --log FILE          write metrics to FILE.csv or FILE.jsonl: step, epoch, lr,\n"
+    "                      losses, test accuracy, img/s, wall time; a resumed run\n"
+    "                      appends to it without repeating records\n"
+    "  --log-every N       a record every N steps as well as each epoch's (default\n"
+    "                      100; 0: epochs only)\n"
+    "  --quiet             no live progress bar (without a terminal on stderr there\n"
+    "                      is none anyway: one line per epoch either way)\n"
     "  --hidden H          mlp hidden width (default 128)\n"
     "  --classes N         output classes (default 10; alexnet, resnet18 1000)\n"
     "  --normalize M,S     feed (x/255 - M) / S; per channel: M1,..,Mc,S1,..,Sc;\n"
@@ -79,13 +88,13 @@ static const char help[] =
 
 typedef struct train_args {
     cli_model_opts mo;
-    const char *data, *init, *save, *checkpoint, *resume, *schedule;
-    long epochs, steps, batch, checkpoint_every;
+    const char *data, *init, *save, *checkpoint, *resume, *schedule, *log;
+    long epochs, steps, batch, checkpoint_every, log_every;
     int shuffle, test, skip_nonfinite;
     int argc;    /* the command line, to print the one that resumes */
     char **argv;
     nb_optimizer_opts opt;
-    bool lr_set, momentum_set, decay_set, profile;
+    bool lr_set, momentum_set, decay_set, profile, quiet;
     cli_data_opts data_opts;
     nb_augment augment;
     bool augment_set;
@@ -93,6 +102,13 @@ typedef struct train_args {
     long warmup;
     bool no_decay_norm_bias;
 } train_args;
+
+/* What the training callbacks share: the live bar and the --log file. */
+typedef struct train_ui {
+    cli_progress bar;
+    metrics_log log;
+    bool logging;
+} train_ui;
 
 static int parse_optimizer(const char *v, nb_optimizer_kind *kind) {
     if (!strcmp(v, "sgd")) *kind = NB_OPT_SGD;
@@ -112,6 +128,7 @@ static int train_option(cli_args *a, train_args *t) {
     if (cli_is(a, "--no-shuffle")) return cli_flag(a) ? (t->shuffle = 0, 1) : -1;
     if (cli_is(a, "--no-test")) return cli_flag(a) ? (t->test = 0, 1) : -1;
     if (cli_is(a, "--profile")) return cli_flag(a) ? (t->profile = true, 1) : -1;
+    if (cli_is(a, "--quiet")) return cli_flag(a) ? (t->quiet = true, 1) : -1;
     if (cli_is(a, "--nesterov")) return cli_flag(a) ? (t->opt.nesterov = 1, 1) : -1;
     if (cli_is(a, "--skip-nonfinite")) return cli_flag(a) ? (t->skip_nonfinite = 1, 1) : -1;
     if (cli_is(a, "--augment")) {
@@ -132,7 +149,7 @@ static int train_option(cli_args *a, train_args *t) {
     static const char *const valued[] = {"--data", "--epochs", "--steps", "--batch", "--lr",
                                          "--optimizer", "--momentum", "--weight-decay", "--schedule",
                                          "--clip-norm", "--init", "--save", "--checkpoint", "--resume",
-                                         "--checkpoint-every"};
+                                         "--checkpoint-every", "--log", "--log-every"};
     int k = -1;
     for (int i = 0; i < (int)(sizeof valued / sizeof *valued); i++)
         if (cli_is(a, valued[i])) k = i;
@@ -165,7 +182,9 @@ static int train_option(cli_args *a, train_args *t) {
     case 11: t->save = v; return 1;
     case 12: t->checkpoint = v; return 1;
     case 13: t->resume = v; return 1;
-    default: return cli_int("--checkpoint-every", v, 1, 1L << 40, &t->checkpoint_every) ? 1 : -1;
+    case 14: return cli_int("--checkpoint-every", v, 1, 1L << 40, &t->checkpoint_every) ? 1 : -1;
+    case 15: t->log = v; return metrics_log_check_path(v) ? 1 : -1;
+    default: return cli_int("--log-every", v, 0, 1L << 40, &t->log_every) ? 1 : -1;
     }
 }
 
@@ -250,8 +269,16 @@ static void remove_leftovers(const char *path) {
     closedir(d);
 }
 
+static void on_progress(const nb_progress *p, void *user) {
+    train_ui *ui = user;
+    cli_progress_update(p, &ui->bar);
+    if (ui->logging) metrics_log_progress(&ui->log, p);
+}
+
 static void print_epoch(const nb_epoch_report *r, void *user) {
-    (void)user;
+    train_ui *ui = user;
+    cli_progress_clear(&ui->bar);
+    if (ui->logging) metrics_log_epoch(&ui->log, r);
     printf("epoch %*d/%d  train loss %.4f", r->epochs >= 10 ? 2 : 1, r->epoch, r->epochs, r->train_loss);
     if (!isnan(r->test_loss)) printf("  test loss %.4f  test acc %.2f%%", r->test_loss, 100.0 * r->test_accuracy);
     if (r->skipped) printf("  skipped %ld non-finite step%s", r->skipped, r->skipped == 1 ? "" : "s");
@@ -417,6 +444,17 @@ static int run(train_args *t, nb_model *m) {
     if (t->save) remove_leftovers(t->save);
     remove_leftovers(t->checkpoint ? t->checkpoint : stop_path);
     o.on_epoch = print_epoch;
+    o.on_progress = on_progress;
+    train_ui ui;
+    memset(&ui, 0, sizeof ui);
+    cli_progress_init(&ui.bar, t->quiet);
+    o.user = &ui;
+    if (t->log && !(ui.logging = metrics_log_open(&ui.log, t->log, t->log_every, t->resume != NULL))) {
+        nb_optimizer_free(opt);
+        nb_dataset_free(&train);
+        nb_dataset_free(&test);
+        return EXIT_RUNTIME;
+    }
     /* Caught from before the header line: a signal from then on stops the
      * run cleanly (before its first step, if it comes that early). */
     struct sigaction old_handlers[2];
@@ -441,6 +479,8 @@ static int run(train_args *t, nb_model *m) {
     nb_status s = nb_train(m, opt, &train, &o);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     restore_signals(old_handlers);
+    cli_progress_clear(&ui.bar); /* a run that stopped mid-epoch leaves its bar */
+    bool log_ok = !ui.logging || metrics_log_close(&ui.log);
     if (t->profile) cli_profile_print(nb_model_graph(m), stdout);
     int code = 0;
     if (s == NB_ERR_STOPPED) {
@@ -463,6 +503,7 @@ static int run(train_args *t, nb_model *m) {
             }
         }
     }
+    if (!log_ok && !code) code = EXIT_RUNTIME;
     nb_optimizer_free(opt);
     nb_dataset_free(&train);
     nb_dataset_free(&test);
@@ -488,8 +529,9 @@ int cmd_train(int argc, char **argv) {
     memset(&t, 0, sizeof t);
     t.shuffle = t.test = 1;
     t.batch = 64;
+    t.log_every = 100;
     t.opt = nb_optimizer_defaults(NB_OPT_SGD);
-    cli_args a = {argc, argv, 1, "train", NULL, NULL};
+    cli_args a = {argc, argv, 1, "train", NULL, NULL, help};
     const char *arg;
     while (cli_next(&a, &arg)) {
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
@@ -537,7 +579,8 @@ int cmd_train(int argc, char **argv) {
     }
     nb_optimizer_free(probe);
     if ((t.save && !writable_path("--save", t.save)) ||
-        (t.checkpoint && !writable_path("--checkpoint", t.checkpoint)))
+        (t.checkpoint && !writable_path("--checkpoint", t.checkpoint)) ||
+        (t.log && !writable_path("--log", t.log)))
         return EXIT_USAGE;
     int code;
     nb_model *m = cli_open_model(&t.mo, &code);

@@ -9,6 +9,8 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_summary(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 static const char usage[] =
     "usage: nabla <command> [options]\n"
@@ -18,6 +20,8 @@ static const char usage[] =
     "  eval       loss, accuracy and confusion matrix of saved weights\n"
     "  predict    classify PNG or PGM images\n"
     "  bench      training and inference speed, and time per layer\n"
+    "  summary    each layer's output shape, parameters and multiply-adds\n"
+    "  plot       draw the curves of a training log as a PNG\n"
     "\n"
     "  --help     show this help (nabla <command> --help for a command's options)\n"
     "  --version  print the version and the SIMD target that runs\n"
@@ -48,6 +52,11 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(argv[1], "predict")) return cmd_predict(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 1, argv + 1);
-    cli_error("unknown command '%s' (try nabla --help)", argv[1]);
+    if (!strcmp(argv[1], "summary")) return cmd_summary(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "plot")) return cmd_plot(argc - 1, argv + 1);
+    static const char *const commands[] = {"train", "eval", "predict", "bench", "summary", "plot"};
+    const char *near = cli_nearest(argv[1], commands, 6);
+    if (near) cli_error("unknown command '%s'; did you mean %s? (try nabla --help)", argv[1], near);
+    else cli_error("unknown command '%s' (try nabla --help)", argv[1]);
     return EXIT_USAGE;
 }

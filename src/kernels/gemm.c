@@ -169,7 +169,8 @@ static void gemm_rect(const nb_isa *kr, const gemm_args *g, int m0, int m1, int 
     if (m0 >= m1 || n0 >= n1) return;
     const int mr = kr->gemm_mr, nr = kr->gemm_nr, K = g->K;
     const int kc_max = min_int(kr->gemm_kc, K);
-    const int nc_max = min_int(kr->gemm_nc, round_up(n1 - n0, nr));
+    /* Whole slivers: NR need not divide the table's NC (8 x 12 on NEON). */
+    const int nc_max = min_int(kr->gemm_nc / nr * nr, round_up(n1 - n0, nr));
     const int mc_max = min_int(kr->gemm_mc, round_up(m1 - m0, mr));
     const size_t a_floats = (size_t)round_up(mc_max, 16) * kc_max;
     float *space = pack_space(a_floats + (size_t)kc_max * nc_max);

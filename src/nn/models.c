@@ -159,7 +159,7 @@ nb_model *nb_model_create(const char *name_or_path, const nb_model_config *cfg) 
     }
     if (!c.classes) c.classes = b->default_classes;
     if (!c.hidden) c.hidden = 128;
-    nb_model *m = nb_model_new(b->name, b->ndim, b->shape, c.seed);
+    nb_model *m = nb_model_new(b->name, b->ndim, c.input[0] ? c.input : b->shape, c.seed);
     if (!m) return NULL;
     if (b->build(m, &c) || nb_model_finish(m)) {
         nb_model_free(m);

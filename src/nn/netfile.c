@@ -270,8 +270,8 @@ static nb_status add_layer(nb_model *m, const syntax *L, const layer_args *a, in
 }
 
 /* "input C H W" or "input FEATURES": creates the model. */
-static nb_status parse_input(const where *at, char **tok, int n, const char *name, uint64_t seed,
-                             nb_model **out) {
+static nb_status parse_input(const where *at, char **tok, int n, const char *name,
+                             const nb_model_config *cfg, nb_model **out) {
     int shape[3];
     if (n != 2 && n != 4)
         return line_fail(at, NB_ERR_FORMAT, "input: expected 'input C H W' or 'input FEATURES', "
@@ -279,7 +279,9 @@ static nb_status parse_input(const where *at, char **tok, int n, const char *nam
     for (int i = 1; i < n; i++)
         if (!parse_int(tok[i], 1, 1 << 20, &shape[i - 1]))
             return line_fail(at, NB_ERR_FORMAT, "input: '%s' is not a positive integer", tok[i]);
-    *out = nb_model_new(name, n - 1, shape, seed);
+    if (cfg->input[0]) /* the caller's sample shape in place of the file's */
+        n = 4, memcpy(shape, cfg->input, sizeof shape);
+    *out = nb_model_new(name, n - 1, shape, cfg->seed);
     return *out ? NB_OK : nb_fail_prefix(NB_ERR_NOMEM, "%s:%d: ", at->source, at->line);
 }
 
@@ -338,7 +340,7 @@ static nb_status parse_line(const where *at, char *line, const nb_model_config *
     if (n == 0) return NB_OK;
     if (!strcmp(tok[0], "input")) {
         if (*m) return line_fail(at, NB_ERR_FORMAT, "a second 'input' line (give the input once, first)");
-        return parse_input(at, tok, n, name, cfg->seed, m);
+        return parse_input(at, tok, n, name, cfg, m);
     }
     const syntax *L = NULL;
     for (size_t i = 0; i < sizeof layers / sizeof *layers; i++)

@@ -172,8 +172,38 @@ static int auto_batch(const nb_model *m) {
     return b < 1 ? 1 : b > 1000 ? 1000 : (int)b;
 }
 
+/* Where an evaluation reports: a callback, and the epoch and step of the
+ * run it belongs to (zero outside training). */
+typedef struct eval_progress {
+    nb_progress_fn fn;
+    void *user;
+    int epoch, epochs;
+    long step;
+} eval_progress;
+
+static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
+                          size_t *confusion, const eval_progress *ep);
+
 nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
                       size_t *confusion) {
+    return evaluate(m, d, batch, result, confusion, NULL);
+}
+
+nb_status nb_evaluate_progress(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
+                               size_t *confusion, nb_progress_fn fn, void *user) {
+    eval_progress ep = {fn, user, 0, 0, 0};
+    return evaluate(m, d, batch, result, confusion, &ep);
+}
+
+/* Fill the parts of a progress report that follow from counts and time. */
+static void progress_rates(nb_progress *p, size_t samples_now, long done_now, double seconds) {
+    p->seconds = seconds;
+    p->images_per_s = seconds > 0 ? (double)samples_now / seconds : 0.0;
+    p->seconds_left = done_now > 0 ? seconds / (double)done_now * (double)(p->total - p->done) : NAN;
+}
+
+static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
+                          size_t *confusion, const eval_progress *ep) {
     nb_status s = nb_model_check_ready(m, "nb_evaluate");
     if (s || (s = check_data(m, d, "evaluation data"))) return s;
     if (batch == 0) batch = auto_batch(m);
@@ -191,6 +221,7 @@ nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_resul
     if (confusion) memset(confusion, 0, (size_t)classes * (size_t)classes * sizeof *confusion);
     double loss_sum = 0.0;
     size_t correct = 0, top5 = 0;
+    double t0 = now_seconds();
     for (int first = 0; !s && first < d->count; first += batch) {
         int count = d->count - first < batch ? d->count - first : batch;
         nb_dataset_batch(d, NULL, (size_t)first, count, pm, ps, x, y);
@@ -212,6 +243,13 @@ nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_resul
                 above += row[k] > row[truth] || (row[k] == row[truth] && k < truth);
             top5 += above < 5;
             if (confusion) confusion[(size_t)truth * (size_t)classes + (size_t)best]++;
+        }
+        if (ep && ep->fn) {
+            nb_progress p = {NB_PHASE_EVAL, ep->epoch, ep->epochs, first / batch + 1,
+                             (d->count + batch - 1) / batch, ep->step, (size_t)(first + count),
+                             loss_sum / (first + count), 0, 0, 0, 0.0f};
+            progress_rates(&p, p.samples, p.done, now_seconds() - t0);
+            ep->fn(&p, ep->user);
         }
     }
     nb_free(x);
@@ -313,6 +351,27 @@ static nb_status save_checkpoint(run *r, const char *path) {
     return nb_checkpoint_save(path, r->m, r->opt, &r->st);
 }
 
+static int planned_epochs(const run *r) {
+    const nb_train_opts *o = r->o;
+    return o->steps ? (int)((o->steps + r->per_epoch - 1) / r->per_epoch) : o->epochs;
+}
+
+/* After a step: where the epoch stands, for nb_train_opts.on_progress.
+ * steps_now and trained count this call's steps and samples, so the speed
+ * and the time left hold for a resumed epoch too. */
+static void report_step(const run *r, long steps_now, size_t trained, double seconds) {
+    const nb_train_state *st = &r->st;
+    long end = r->per_epoch;
+    if (r->o->steps && r->o->steps - st->step < end - st->batch_in_epoch)
+        end = st->batch_in_epoch + (r->o->steps - st->step); /* the budget ends this epoch early */
+    nb_progress p = {NB_PHASE_TRAIN, st->epoch + 1, planned_epochs(r), st->batch_in_epoch, end,
+                     st->step, (size_t)st->samples,
+                     st->samples ? st->loss_sum / (double)st->samples : NAN, 0, 0, 0,
+                     nb_optimizer_lr(r->opt)};
+    progress_rates(&p, trained, steps_now, seconds);
+    r->o->on_progress(&p, r->o->user);
+}
+
 /* Train through the rest of the current epoch, or until the step budget
  * ends it early or a stop is requested. The shuffle is redrawn from the
  * epoch's starting generator, so a resumed epoch sees the same order. On
@@ -330,6 +389,7 @@ static nb_status train_epoch(run *r, double *seconds, size_t *trained) {
     }
     double t0 = now_seconds();
     *trained = 0;
+    long steps_now = 0;
     nb_train_state *st = &r->st;
     while (st->batch_in_epoch < r->per_epoch && !(o->steps && st->step >= o->steps) &&
            !stop_requested(o)) {
@@ -351,6 +411,7 @@ static nb_status train_epoch(run *r, double *seconds, size_t *trained) {
         }
         st->step++;
         st->batch_in_epoch++;
+        if (o->on_progress) report_step(r, ++steps_now, *trained, now_seconds() - t0);
         if (o->checkpoint && o->checkpoint_every > 0 && st->step % o->checkpoint_every == 0 &&
             (s = save_checkpoint(r, o->checkpoint)))
             return s;
@@ -390,7 +451,7 @@ static nb_status stop_run(run *r) {
 
 static nb_status run_loop(run *r) {
     const nb_train_opts *o = r->o;
-    int epochs = o->steps ? (int)((o->steps + r->per_epoch - 1) / r->per_epoch) : o->epochs;
+    int epochs = planned_epochs(r);
     while (!run_done(r) || r->st.batch_in_epoch) {
         nb_epoch_report rep;
         memset(&rep, 0, sizeof rep);
@@ -411,7 +472,8 @@ static nb_status run_loop(run *r) {
         rep.test_loss = rep.test_accuracy = NAN;
         if (o->test) {
             nb_eval_result e;
-            if ((s = nb_evaluate(r->m, o->test, o->eval_batch, &e, NULL)))
+            eval_progress ep = {o->on_progress, o->user, rep.epoch, epochs, st->step};
+            if ((s = evaluate(r->m, o->test, o->eval_batch, &e, NULL, &ep)))
                 return nb_fail_prefix(s, "after epoch %d: ", rep.epoch);
             rep.test_loss = e.loss;
             rep.test_accuracy = e.accuracy;
