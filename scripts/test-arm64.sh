@@ -37,7 +37,7 @@ esac
 
 command -v qemu-aarch64 >/dev/null || { echo "test-arm64: qemu-aarch64 missing: run scripts/install-cross-deps.sh" >&2; exit 1; }
 start=$(date +%s)
-make -j"$(nproc)" CC="$CC" BUILD="$BUILD" all
+make -j"$(nproc)" CC="$CC" BUILD="$BUILD" all tests
 
 # Tests that run $BUILD/nabla or $BUILD/tests/header_example go through the
 # host's /bin/sh, which cannot start an arm64 program by itself: they get
