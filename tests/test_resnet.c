@@ -92,10 +92,11 @@ static void check_against_torch(const char *model, const char *script_name, int 
     assert_float_equal(nb_value(nb_model_loss(m))->data[0], loss, 1e-4 * loss);
 
     /* Every parameter's gradient against the exact (float64) one, each
-     * within 2% of its largest entry. Batch norm's backward subtracts nearly
+     * within 5% of its largest entry. Batch norm's backward subtracts nearly
      * equal sums, and a few gradients are what is left after such
      * cancellations: there float32 PyTorch itself is up to 4% off the exact
-     * value (layer4.0.conv1.weight) and nabla up to 1.1% (measured); most
+     * value (layer4.0.conv1.weight), nabla's FMA targets up to 1.1% and its
+     * plain-C target, which rounds every product, 4% (measured); most
      * tensors agree to 0.2%. */
     float *grads;
     size_t n = nb_graph_params(g, NULL, &grads);
@@ -122,7 +123,7 @@ static void check_against_torch(const char *model, const char *script_name, int 
         offset += k;
     }
     print_message("worst gradient: %s, %.3g of its largest\n", worst_name, worst);
-    assert_true(worst <= 2e-2);
+    assert_true(worst <= 5e-2);
     free(t);
 
     /* The running statistics after that step: "after.<name>". */
