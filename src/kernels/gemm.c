@@ -44,10 +44,6 @@ void nb_sgemm_reference(int trans_a, int trans_b, int M, int N, int K, float alp
         }
 }
 
-/* The largest tile any target's micro-kernel computes (targets.h). */
-#define MR_MAX 8
-#define NR_MAX 32
-
 /* ---- packing buffers --------------------------------------------------------
  * One buffer per calling thread, grown on demand and kept, so steady-state
  * calls allocate nothing and concurrent callers never share one. It comes
@@ -127,7 +123,7 @@ static void run_tile(const nb_isa *kr, int kc, const float *a, const float *b, f
         kr->gemm_tile(kc, a, b, c, ldc, alpha, beta);
         return;
     }
-    _Alignas(64) float tmp[MR_MAX * NR_MAX];
+    _Alignas(64) float tmp[NB_GEMM_MR_MAX * NB_GEMM_NR_MAX];
     kr->gemm_tile(kc, a, b, tmp, kr->gemm_nr, 1.0f, 0.0f);
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < cols; j++) {
@@ -225,7 +221,6 @@ static void gemm_rect(const nb_isa *kr, const gemm_args *g, int m0, int m1, int 
  * KiB for AlexNet's classifier.1), so reading them in place puts eight
  * streams, and B's, on the same few L1 sets; packed, the M loads of a step
  * of k are one contiguous run. */
-#define SMALL_M 8
 #define SMALL_MIN_WORK (1 << 16)
 
 /* Floats of A packed for the dot kernel: K rounded up to the lanes, times M. */
@@ -247,7 +242,7 @@ static void pack_a_interleaved(const gemm_args *g, int M, int lanes, float *dst)
 /* Whether the few-rows path takes this product: A not transposed, and
  * enough work to matter. */
 static bool small_m_fits(int trans_a, int M, int N, int K) {
-    return !trans_a && M <= SMALL_M && (double)N * K >= SMALL_MIN_WORK;
+    return !trans_a && M <= NB_GEMM_SMALL_M && (double)N * K >= SMALL_MIN_WORK;
 }
 
 static void small_m(const nb_isa *kr, const gemm_args *g, int M, int N) {
@@ -290,10 +285,9 @@ static void small_m(const nb_isa *kr, const gemm_args *g, int M, int N) {
  * with streaming stores when C is written (measured on Zen 4: 27 to 37
  * GFLOP/s on one core). B (K x N, not transposed) is a few rows and stays
  * in L2. Rows of C are split among the threads. */
-#define SMALL_K 16
 
 static bool small_k_fits(int trans_b, int M, int N, int K) {
-    return !trans_b && K <= SMALL_K && (double)M * N >= (double)(1 << 20);
+    return !trans_b && K <= NB_GEMM_SMALL_K && (double)M * N >= (double)(1 << 20);
 }
 
 static void small_k(const nb_isa *kr, const gemm_args *g, int M, int N) {

@@ -10,6 +10,14 @@
 
 #include "kernels/kernels.h"
 
+/* Limits the GEMM driver and every target's kernels share: the largest
+ * micro-kernel tile (the driver's edge-tile buffer), and the row and inner
+ * sizes of the few-rows and short-K paths. */
+#define NB_GEMM_MR_MAX 8
+#define NB_GEMM_NR_MAX 32
+#define NB_GEMM_SMALL_M 8
+#define NB_GEMM_SMALL_K 16
+
 /* One product for the GEMM kernels that read A and B where they lie. */
 typedef struct nb_gemm_args {
     int trans_a, trans_b, K, lda, ldb, ldc;

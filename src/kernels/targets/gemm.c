@@ -75,7 +75,7 @@ void NB_K(gemm_pack_b_transposed)(const float *B, int ldb, int p0, int kc, int j
  * a constant (a switch picks 1..8), so their per-row accumulators are
  * registers, not an array in memory. Each element is summed in an order
  * fixed by K and the lane count, whichever thread computes it. */
-#define SMALL_M 8
+#define SMALL_M NB_GEMM_SMALL_M
 /* How far ahead (floats) the kernels ask for B's next lines: the hardware
  * prefetcher alone, following two to sixteen streams, left these products
  * at a third of the memory bandwidth (measured on Zen 4). */
@@ -205,7 +205,7 @@ void NB_K(gemm_few_rows_axpy)(const nb_gemm_args *g, int M, int n0, int n1, floa
  * row's first vector-aligned element on: a store through the cache first
  * reads every line it will overwrite. Each element sums its k in order from
  * zero and is then scaled by alpha, as the micro-kernel does. */
-#define SMALL_K 16
+#define SMALL_K NB_GEMM_SMALL_K
 void NB_K(gemm_short_k_rows)(const nb_gemm_args *g, int N, int m0, int m1) {
     const int K = g->K;
     const vf va = vf_set1(g->alpha), vb = vf_set1(g->beta);

@@ -68,5 +68,6 @@ double NB_K(fma_peak)(long iters, volatile float *sink);
 #define FMA_PEAK_CHAINS 12
 #endif
 #define GEMM_NR (GEMM_NV * NB_LANES)
+_Static_assert(GEMM_MR <= NB_GEMM_MR_MAX && GEMM_NR <= NB_GEMM_NR_MAX, "the driver's edge tile holds every tile");
 
 #endif
