@@ -12,10 +12,11 @@ static const char net[] = "input 1 4 4\nflatten\nlinear name=fc out=3\n";
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_write_temp(data, size, ".ckpt");
     if (!path) return 0;
-    static uint8_t images[10 * 16], labels[10];
+    static uint8_t images[10 * 16];
+    static int32_t labels[10];
     for (int i = 0; i < 10 * 16; i++) images[i] = (uint8_t)(i * 37);
-    for (int i = 0; i < 10; i++) labels[i] = (uint8_t)(i % 3);
-    nb_dataset d = {10, 1, 4, 4, images, labels};
+    for (int i = 0; i < 10; i++) labels[i] = i % 3;
+    nb_dataset d = {10, 1, 4, 4, images, labels, NULL};
     nb_model_config cfg = {.seed = 1};
     nb_model *m = nb_model_parse(net, "tiny.net", &cfg);
     nb_optimizer_opts oo = nb_optimizer_defaults(NB_OPT_ADAM);

@@ -64,3 +64,13 @@ try:
     gradient.convert("L").resize((28, 28)).save("fuzz/corpus/image/gray28.jpg", quality=90)
 except ImportError:
     pass
+
+# Image folders: images joined by "\n--\n" (fuzz_folder.c splits there;
+# each file's first byte places it in train/ or val/ and in class a or b).
+def corpus(name):
+    with open("fuzz/corpus/image/" + name, "rb") as f:
+        return f.read()
+if os.path.exists("fuzz/corpus/image/rgb.jpg"):
+    put("fuzz/corpus/folder/mixed", b"\n--\n".join(corpus(n) for n in
+        ["gray8.png", "rgb.jpg", "small.pgm", "progressive.jpg"]))
+put("fuzz/corpus/folder/pgms", b"\n--\n".join(corpus(n) for n in ["digit.pgm", "small.pgm"]))

@@ -366,11 +366,22 @@ nb_status nb_idx_read(const char *path, nb_idx *out);
 /* Frees idx->data and empties *idx; an empty one is ignored. */
 void nb_idx_free(nb_idx *idx);
 
-/* Images held as bytes (a 60,000-image set is 47 MB, not 188). */
+/* Where a data set's images come from when they are not held at the
+ * sample size: image files read and decoded as each sample is needed, or
+ * images held in memory at another size. Private to the library. */
+typedef struct nb_image_source nb_image_source;
+
+/* A data set: count samples, each channels x height x width bytes when it
+ * comes out (the model's input size), and a class index each. IDX data is
+ * held as those bytes (a 60,000-image set is 47 MB, not 188). An image
+ * folder is not: `source` lists its files, and each sample is decoded and
+ * transformed when a batch needs it (nb_dataset_sample), so a folder of any
+ * size trains in bounded memory; `images` is then NULL. */
 typedef struct nb_dataset {
     int count, channels, height, width;
-    uint8_t *images; /* count x channels x height x width */
-    uint8_t *labels; /* count */
+    uint8_t *images;  /* count x channels x height x width, or NULL with a source */
+    int32_t *labels;  /* count class indices */
+    nb_image_source *source;
 } nb_dataset;
 
 /* The default data directory: Debian's dataset-fashion-mnist package. */
@@ -389,9 +400,13 @@ void nb_dataset_free(nb_dataset *d);
 
 /* Fill a batch: samples order[first .. first+count-1] (order NULL means
  * file order) as floats x/255, then (x - mean[c]) / std[c] when mean and
- * std are not NULL; labels as floats. x holds count*C*H*W floats. */
-void nb_dataset_batch(const nb_dataset *d, const uint32_t *order, size_t first, int count,
-                      const float *mean, const float *std, float *x, float *labels);
+ * std are not NULL; labels as floats. x holds count*C*H*W floats. Samples
+ * from files are decoded here, on all threads (NB_ERR_IO or NB_ERR_FORMAT
+ * naming the file; a bad image is an error here even when the data set
+ * skips bad images, since the batch has no slot to leave out). An index
+ * past the end is NB_ERR_ARG. */
+nb_status nb_dataset_batch(const nb_dataset *d, const uint32_t *order, size_t first, int count,
+                           const float *mean, const float *std, float *x, float *labels);
 
 /* Fisher-Yates shuffle of order[0..n-1] (filled with 0..n-1 first when
  * reset is nonzero). */
@@ -452,15 +467,19 @@ typedef struct nb_dataset_opts {
     int channels, height, width;
     int resize;          /* nb_image_eval_transform's shorter side; 0: default */
     int coarse_labels;   /* CIFAR-100: the 20 coarse labels, not the 100 fine */
-    int skip_bad_images; /* a corrupt image in a folder is counted, not fatal */
+    int skip_bad_images; /* a corrupt image in a folder is left out of its
+                            batch and counted, not fatal (nb_loader) */
     long max_pixels;     /* per image; 0: NB_IMAGE_MAX_PIXELS */
+    /* > 0: keep up to this many bytes of decoded folder images in memory,
+     * so that later epochs skip reading and decoding them (the samples are
+     * the same bits either way). 0: decode each time. */
+    size_t cache_bytes;
 } nb_dataset_opts;
 
 typedef struct nb_dataset_info {
     nb_dataset_kind kind;
     char layout[160];  /* what was found, for printing: "image folder (train/, val/)" */
     long ignored;      /* folder files that are not .jpg/.jpeg/.png/.pgm */
-    long skipped;      /* bad images skipped (skip_bad_images) */
     int classes;       /* the label count */
     char **class_names; /* classes names (folders, CIFAR), or NULL */
 } nb_dataset_info;
@@ -470,7 +489,11 @@ typedef struct nb_dataset_info {
  * layout matches, the error lists everything that was looked for. Labels
  * are class indices; info (may be NULL) says what was found, the class
  * count and, for folders and CIFAR, the class names (a folder's classes
- * are its sorted train/ folder names). Free info with nb_dataset_info_free. */
+ * are its sorted train/ folder names). Free info with nb_dataset_info_free.
+ * IDX and CIFAR files are read whole; an image folder is only listed here,
+ * and its images are read as batches need them (a bad one is reported
+ * then, naming its path). CIFAR images for a model of another size stay
+ * 32x32 in memory and are transformed sample by sample. */
 nb_status nb_dataset_open(const char *dir, const char *split, const nb_dataset_opts *opts,
                           nb_dataset *out, nb_dataset_info *info);
 void nb_dataset_info_free(nb_dataset_info *info);
@@ -490,6 +513,65 @@ nb_status nb_augment_parse(const char *list, nb_augment *out);
 /* Augment one C x H x W image of bytes into out (the same size). */
 nb_status nb_augment_image(const nb_augment *a, uint64_t seed, int epoch, uint32_t index, int C,
                            int H, int W, const uint8_t *chw, uint8_t *out);
+
+/* Sample `index` of d as channels x height x width bytes into chw. Held
+ * bytes are copied (augmented when a is not NULL). An image from a file, or
+ * held at another size, goes through torchvision's pipeline: with a->rrc,
+ * RandomResizedCrop drawn on the image as decoded and resized to the
+ * sample size; otherwise the eval transform (nb_image_eval_transform);
+ * then crop:P and flip. The draws come from (seed, epoch, index) alone.
+ * Thread-safe: any number of threads may read one data set at once. */
+nb_status nb_dataset_sample(const nb_dataset *d, uint32_t index, const nb_augment *a,
+                            uint64_t seed, int epoch, uint8_t *chw);
+
+/* ---- a prefetching loader ------------------------------------------------ */
+
+/* An epoch's batches, made ahead of the training step on worker threads
+ * (like torch.utils.data.DataLoader with num_workers): each worker fills a
+ * whole batch (decode, transform, augment, normalise) into one of a fixed
+ * ring of batch buffers, so memory is bounded by the ring whatever the data
+ * set's size, and batches come out in order. A batch's contents depend
+ * only on the data, the order, the seed and the epoch, never on the
+ * workers or their timing. */
+typedef struct nb_loader nb_loader;
+
+typedef struct nb_loader_opts {
+    int batch;                /* samples per batch (the last of an epoch may be short) */
+    int workers;              /* threads filling batches ahead; 0: each batch is filled
+                                 when asked for, on the calling thread's OpenMP team */
+    int prefetch;             /* batch buffers in the ring; 0: workers + 2 */
+    const nb_augment *augment; /* NULL: none */
+    uint64_t seed;            /* the augmentation's draws */
+    const float *mean, *std;  /* per channel normalisation, or NULL: x/255 */
+    /* Data-parallel shards: this process takes part `shard` of `shards`
+     * (0 and 0 or 1: all) of every batch's samples, contiguous and as even
+     * as can be, so together the shards make the same batch. */
+    int shard, shards;
+} nb_loader_opts;
+
+typedef struct nb_batch {
+    const float *x;   /* count x C x H x W, normalised */
+    const float *y;   /* count labels, as floats */
+    int count;        /* samples here (fewer than asked when bad images were left out) */
+    int global_count; /* samples of the whole batch over every shard, before any left out */
+    long index;       /* the batch's index in the epoch */
+    long bad;         /* images left out of it (the data set's skip_bad_images) */
+} nb_batch;
+
+/* A loader over d (which must outlive it). Starts o->workers threads. */
+nb_status nb_loader_new(const nb_dataset *d, const nb_loader_opts *o, nb_loader **out);
+/* Begin an epoch over the n samples order[0..n-1] (NULL: 0..n-1; the array
+ * must stay unchanged until the next start), from batch first_batch (to
+ * resume part-way). Batches of a previous epoch still queued are dropped. */
+nb_status nb_loader_start(nb_loader *l, const uint32_t *order, size_t n, int epoch,
+                          long first_batch);
+/* The epoch's next batch into *out, waiting for it when the workers are
+ * behind; the buffers stay valid until the next call. At the end of the
+ * epoch *out is NULL. A worker's failure (a bad image, out of memory)
+ * comes back here, on the batch it belongs to, with its message. */
+nb_status nb_loader_next(nb_loader *l, const nb_batch **out);
+/* Stops the workers (a batch being filled is finished first) and frees. */
+void nb_loader_free(nb_loader *l);
 
 /* The ten Fashion-MNIST class names, in label order. */
 extern const char *const nb_fashion_mnist_classes[10];
@@ -784,6 +866,8 @@ typedef struct nb_epoch_report {
     float lr;             /* the learning rate the next step will use */
     long skipped;         /* steps skipped for a non-finite loss or gradient
                              (skip_nonfinite); their samples are not counted */
+    long bad_images;      /* bad images left out of this epoch's batches
+                             (nb_dataset_opts.skip_bad_images) */
 } nb_epoch_report;
 
 typedef void (*nb_epoch_fn)(const nb_epoch_report *report, void *user);
@@ -850,6 +934,10 @@ typedef struct nb_train_opts {
     /* Called after every step and after every batch of the test-set
      * evaluation, with user as its second argument; may be NULL. */
     nb_progress_fn on_progress;
+    /* Threads that decode, augment and normalise batches ahead of the
+     * step (nb_loader_opts.workers); 0: each batch is made when needed,
+     * on the OpenMP threads. The result is the same bits either way. */
+    int workers;
 } nb_train_opts;
 
 /* 10 epochs, batch 64, shuffled with seed 0, nothing else. */

@@ -35,3 +35,15 @@ for name in ["base.jpg", "prog.jpg", "s444.jpg", "gray.jpg", "rgb.png", "tall.jp
         src = im.convert("RGB" if channels == 3 else "L")
         t = T.Compose([T.Resize(s), T.CenterCrop(size)])
         np.asarray(t(src)).tofile("%s/%s.eval%d_%d_%d.raw" % (out, name, channels, size, resize))
+    # RandomResizedCrop's output for given boxes: F.resized_crop, as
+    # RandomResizedCrop applies it after drawing (top, left, height, width).
+    for (channels, top, left, ch, cw, size) in [(3, 3, 5, 30, 40, 24), (1, 0, 0, 45, 61, 28),
+                                                (3, 10, 2, 12, 9, 32), (3, 1, 1, 20, 20, 20)]:
+        # The box clamped into the image (tall.jpg is 45 wide).
+        h0, w0 = min(ch, im.size[1]), min(cw, im.size[0])
+        t0, l0 = min(top, im.size[1] - h0), min(left, im.size[0] - w0)
+        src = im.convert("RGB" if channels == 3 else "L")
+        crop = T.functional.resized_crop(src, t0, l0, h0, w0, [size, size],
+                                         interpolation=T.InterpolationMode.BILINEAR)
+        np.asarray(crop).tofile("%s/%s.rrc%d_%d_%d_%d_%d_%d.raw" % (out, name, channels, top, left,
+                                                                   ch, cw, size))

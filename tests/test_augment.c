@@ -118,9 +118,9 @@ static void test_rrc(void **s) {
 enum { N = 40, S = 8 };
 
 static nb_dataset make_data(void) {
-    nb_dataset d = {N, 1, S, S, malloc(N * S * S), malloc(N)};
+    nb_dataset d = {N, 1, S, S, malloc(N * S * S), malloc(N * sizeof(int32_t)), NULL};
     for (int i = 0; i < N; i++) {
-        d.labels[i] = (uint8_t)(i % 3);
+        d.labels[i] = i % 3;
         for (int p = 0; p < S * S; p++) d.images[i * S * S + p] = (uint8_t)((p * (i % 3 + 1) * 9 + i) & 0xff);
     }
     return d;

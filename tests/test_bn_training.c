@@ -152,12 +152,12 @@ static void test_modes_and_buffers(void **s) {
 
 /* 1x8x8 images in three classes. */
 static nb_dataset tiny_data(int count, uint64_t seed) {
-    nb_dataset d = {count, 1, 8, 8, malloc((size_t)count * 64), malloc((size_t)count)};
+    nb_dataset d = {count, 1, 8, 8, malloc((size_t)count * 64), malloc((size_t)count * sizeof(int32_t)), NULL};
     nb_rng rng;
     nb_rng_seed(&rng, seed);
     for (int i = 0; i < count; i++) {
         for (int k = 0; k < 64; k++) d.images[i * 64 + k] = (uint8_t)nb_rng_below(&rng, 80);
-        d.labels[i] = (uint8_t)(i % 3);
+        d.labels[i] = i % 3;
         d.images[i * 64 + 9 + 20 * (i % 3)] = 250;
     }
     return d;

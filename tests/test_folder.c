@@ -39,6 +39,15 @@ static void write_pgm(const char *rel, int w, int h, uint8_t value) {
     write_file(rel, buf, (size_t)head + (size_t)(w * h));
 }
 
+/* Sample i's bytes as a batch would see them (a folder's are decoded
+ * when read). */
+static uint8_t *sample_bytes(const nb_dataset *d, int i) {
+    static uint8_t buf[3 * 64 * 64];
+    assert_true((size_t)d->channels * d->height * d->width <= sizeof buf);
+    assert_ok(nb_dataset_sample(d, (uint32_t)i, NULL, 0, 0, buf));
+    return buf;
+}
+
 static nb_dataset_opts gray(int size) {
     nb_dataset_opts o;
     memset(&o, 0, sizeof o);
@@ -82,9 +91,11 @@ static void test_image_folder(void **s) {
     /* cat first; then dog's own files sorted (a.PGM before b.pgm), then
      * its subfolder's, as ImageFolder orders them. */
     static const uint8_t want_labels[4] = {0, 1, 1, 1}, want_px[4] = {40, 10, 20, 30};
+    assert_null(d.images); /* nothing is decoded until a batch needs it */
     for (int i = 0; i < 4; i++) {
         assert_int_equal(d.labels[i], want_labels[i]);
-        for (int p = 0; p < 64; p++) assert_int_equal(d.images[i * 64 + p], want_px[i]);
+        const uint8_t *px = sample_bytes(&d, i);
+        for (int p = 0; p < 64; p++) assert_int_equal(px[p], want_px[i]);
     }
     nb_dataset_free(&d);
     nb_dataset_info_free(&info);
@@ -93,7 +104,7 @@ static void test_image_folder(void **s) {
     assert_ok(nb_dataset_open(tmp_path("data"), "test", &o, &d, &info));
     assert_int_equal(d.count, 1);
     assert_int_equal(d.labels[0], 1);
-    assert_int_equal(d.images[0], 50);
+    assert_int_equal(sample_bytes(&d, 0)[0], 50);
     assert_non_null(strstr(info.layout, "val/"));
     nb_dataset_free(&d);
     nb_dataset_info_free(&info);
@@ -103,7 +114,7 @@ static void test_image_folder(void **s) {
     c3.channels = 3;
     assert_ok(nb_dataset_open(tmp_path("data"), "train", &c3, &d, NULL));
     assert_int_equal(d.channels, 3);
-    assert_int_equal(d.images[2 * 64], 40);
+    assert_int_equal(sample_bytes(&d, 0)[2 * 64], 40);
     nb_dataset_free(&d);
 }
 
@@ -133,25 +144,49 @@ static void test_folder_errors(void **s) {
     write_file("data/train/emu/readme.md", "x", 1);
     expect_open_fails(tmp_path("data"), "train", &o, NB_ERR_FORMAT,
                       "train/emu: empty class folder");
-    /* A corrupt image stops the load with its path... */
+    /* A corrupt image stops the batch that reads it, with its path... */
     write_tree();
     write_file("data/train/cat/bad.jpg", "\xff\xd8\xff\xe0 not really", 15);
-    expect_open_fails(tmp_path("data"), "train", &o, NB_ERR_FORMAT, "train/cat/bad.jpg: bad JPEG");
-    /* ... unless bad images are skipped and counted. */
     nb_dataset d;
     nb_dataset_info info;
+    float x[5 * 64], y[5];
+    assert_ok(nb_dataset_open(tmp_path("data"), "train", &o, &d, &info));
+    assert_int_equal(d.count, 5);
+    assert_int_equal(nb_dataset_batch(&d, NULL, 0, 5, NULL, NULL, x, y), NB_ERR_FORMAT);
+    assert_non_null(strstr(nb_last_error(), "train/cat/bad.jpg: bad JPEG"));
+    nb_dataset_free(&d);
+    nb_dataset_info_free(&info);
+    /* ... unless bad images are skipped: the loader leaves it out of its
+     * batch and counts it. */
     nb_dataset_opts skip = o;
     skip.skip_bad_images = 1;
     assert_ok(nb_dataset_open(tmp_path("data"), "train", &skip, &d, &info));
-    assert_int_equal(d.count, 4);
-    assert_int_equal(info.skipped, 1);
+    nb_loader_opts lo = {.batch = 5};
+    nb_loader *l;
+    const nb_batch *b;
+    assert_ok(nb_loader_new(&d, &lo, &l));
+    assert_ok(nb_loader_start(l, NULL, 5, 0, 0));
+    assert_ok(nb_loader_next(l, &b));
+    assert_non_null(b);
+    assert_int_equal(b->count, 4);
+    assert_int_equal(b->global_count, 5);
+    assert_int_equal(b->bad, 1);
+    assert_float_equal(b->y[0], 0.0f, 0); /* z.pgm, the cat after bad.jpg */
+    assert_float_equal(b->y[1], 1.0f, 0);
+    assert_ok(nb_loader_next(l, &b));
+    assert_null(b);
+    nb_loader_free(l);
     nb_dataset_free(&d);
     nb_dataset_info_free(&info);
-    /* The pixel limit applies to every image. */
+    /* The pixel limit applies to every image, as it is read. */
     write_tree();
     nb_dataset_opts small = o;
     small.max_pixels = 100;
-    expect_open_fails(tmp_path("data"), "train", &small, NB_ERR_FORMAT, "more than the limit of 100");
+    assert_ok(nb_dataset_open(tmp_path("data"), "train", &small, &d, &info));
+    assert_int_equal(nb_dataset_batch(&d, NULL, 0, 4, NULL, NULL, x, y), NB_ERR_FORMAT);
+    assert_non_null(strstr(nb_last_error(), "more than the limit of 100"));
+    nb_dataset_free(&d);
+    nb_dataset_info_free(&info);
     /* No val/ nor test/ to evaluate on; test/ is taken when val/ is absent. */
     write_tree();
     char path[512];
@@ -237,7 +272,10 @@ static void test_cifar10(void **s) {
     assert_int_equal(d.channels, 1);
     assert_int_equal(d.height, 28);
     /* R 2, G 3, B 4: (2*19595 + 3*38470 + 4*7471 + 32768) >> 16 = 3 */
-    assert_int_equal(d.images[2 * 784 + 400], 3);
+    assert_null(d.images); /* the 32x32 images stay; samples are transformed as read */
+    uint8_t fitted[784];
+    assert_ok(nb_dataset_sample(&d, 2, NULL, 0, 0, fitted));
+    assert_int_equal(fitted[400], 3);
     nb_dataset_free(&d);
     nb_dataset_info_free(&info);
 

@@ -7,6 +7,7 @@
  * out-of-memory paths. Needs /usr/bin/python3 with python3-pil and
  * python3-torchvision (CI installs them). */
 #include "support.h"
+#include "io/io.h" /* nb_image_resized_crop, the crop RandomResizedCrop resizes */
 
 #include <stdio.h> /* before jpeglib.h, which uses FILE */
 #include <stdlib.h>
@@ -106,6 +107,37 @@ static void test_eval_transform_matches_torchvision(void **s) {
             for (int p = 0; p < size * size; p++)
                 for (int ch = 0; ch < c; ch++) hwc.pixels[p * c + ch] = chw[ch * size * size + p];
             snprintf(raw, sizeof raw, "%s/%s.eval%d_%d_%d.raw", tmpdir, images[i], c, size, resize);
+            expect_pixels(raw, &hwc);
+            free(hwc.pixels);
+            free(chw);
+        }
+        nb_image_free(&im);
+    }
+}
+
+/* RandomResizedCrop's resize of a drawn box, against torchvision's
+ * F.resized_crop on the same box of the decoded image. */
+static void test_resized_crop_matches_torchvision(void **s) {
+    (void)s;
+    static const int cases[][6] = {{3, 3, 5, 30, 40, 24}, {1, 0, 0, 45, 61, 28},
+                                   {3, 10, 2, 12, 9, 32}, {3, 1, 1, 20, 20, 20}};
+    char raw[512];
+    for (int i = 0; i < N_IMAGES; i++) {
+        nb_image im;
+        assert_ok(nb_image_decode(tmp_path(images[i]), 0, &im));
+        for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+            const int *q = cases[k];
+            int c = q[0], size = q[5];
+            int h = q[3] < im.height ? q[3] : im.height, w = q[4] < im.width ? q[4] : im.width;
+            int top = q[1] < im.height - h ? q[1] : im.height - h;
+            int left = q[2] < im.width - w ? q[2] : im.width - w;
+            uint8_t *chw = malloc((size_t)(c * size * size));
+            assert_ok(nb_image_resized_crop(&im, top, left, h, w, c, size, size, chw));
+            nb_image hwc = {size, size, c, malloc((size_t)(c * size * size))};
+            for (int p = 0; p < size * size; p++)
+                for (int ch = 0; ch < c; ch++) hwc.pixels[p * c + ch] = chw[ch * size * size + p];
+            snprintf(raw, sizeof raw, "%s/%s.rrc%d_%d_%d_%d_%d_%d.raw", tmpdir, images[i], c, q[1],
+                     q[2], q[3], q[4], size);
             expect_pixels(raw, &hwc);
             free(hwc.pixels);
             free(chw);
@@ -280,6 +312,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_matches_pillow),
         cmocka_unit_test(test_resize_matches_pillow),
+        cmocka_unit_test(test_resized_crop_matches_torchvision),
         cmocka_unit_test(test_eval_transform_matches_torchvision),
         cmocka_unit_test(test_eval_transform_passes_input_size),
         cmocka_unit_test(test_libjpeg_files),

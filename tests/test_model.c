@@ -54,9 +54,9 @@ static float *params_of(const nb_model *m, size_t *n) {
 /* A learnable synthetic set of 1x28x28 images: class c lights a 4x4 block
  * at a place of its own, over low noise. */
 static nb_dataset synthetic(int count, int classes, uint64_t seed) {
-    nb_dataset d = {count, 1, 28, 28, NULL, NULL};
+    nb_dataset d = {count, 1, 28, 28, NULL, NULL, NULL};
     d.images = malloc((size_t)count * 784);
-    d.labels = malloc((size_t)count);
+    d.labels = malloc((size_t)count * sizeof *d.labels);
     nb_rng rng;
     nb_rng_seed(&rng, seed);
     for (int i = 0; i < count; i++) {
@@ -66,7 +66,7 @@ static nb_dataset synthetic(int count, int classes, uint64_t seed) {
         int r0 = 2 + 6 * (c / 4), c0 = 2 + 6 * (c % 4);
         for (int r = 0; r < 4; r++)
             for (int q = 0; q < 4; q++) img[(r0 + r) * 28 + c0 + q] = 250;
-        d.labels[i] = (uint8_t)c;
+        d.labels[i] = c;
     }
     return d;
 }

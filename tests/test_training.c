@@ -53,14 +53,14 @@ static void assert_no_temporaries(void) {
  * they are 255: with the weights hot_weights() sets, those samples (and
  * only those) overflow the first logit to infinity. */
 static nb_dataset tiny_data(int count, const int *hot, int n_hot, uint64_t seed) {
-    nb_dataset d = {count, 1, 4, 4, malloc((size_t)count * 16), malloc((size_t)count)};
+    nb_dataset d = {count, 1, 4, 4, malloc((size_t)count * 16), malloc((size_t)count * sizeof(int32_t)), NULL};
     nb_rng rng;
     nb_rng_seed(&rng, seed);
     for (int i = 0; i < count; i++) {
         uint8_t *img = d.images + (size_t)i * 16;
         for (int k = 0; k < 16; k++) img[k] = (uint8_t)nb_rng_below(&rng, 60);
         img[0] = img[1] = 0;
-        d.labels[i] = (uint8_t)(i % 3);
+        d.labels[i] = i % 3;
         img[4 + 4 * (i % 3)] = 240;
     }
     for (int h = 0; h < n_hot; h++) d.images[(size_t)hot[h] * 16] = d.images[(size_t)hot[h] * 16 + 1] = 255;

@@ -4,9 +4,17 @@
 
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 int cli_data_option(cli_args *a, cli_data_opts *o) {
     if (cli_is(a, "--skip-bad-images")) return cli_flag(a) ? (o->ds.skip_bad_images = 1, 1) : -1;
+    if (cli_is(a, "--cache")) {
+        if (!cli_flag(a)) return -1;
+        /* Half of physical memory: the rest is the model's and the system's. */
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        o->ds.cache_bytes = pages > 0 && page > 0 ? (size_t)pages / 2 * (size_t)page : (size_t)1 << 30;
+        return 1;
+    }
     static const char *const names[] = {"--labels", "--max-pixels", "--resize"};
     int k = -1;
     for (int i = 0; i < 3; i++)
@@ -64,7 +72,6 @@ int cli_open_data(const char *dir, const char *split, const nb_model *m, const c
         printf("data: %s in %s: %d %s images, %d classes", info->layout, dir, d->count, split,
                info->classes);
         if (info->ignored) printf("; %ld other files ignored", info->ignored);
-        if (info->skipped) printf("; %ld bad images skipped", info->skipped);
         printf("\n");
     }
     return 0;

@@ -10,7 +10,7 @@ typedef struct cli_data_opts {
     nb_dataset_opts ds;
 } cli_data_opts;
 
-/* --labels fine|coarse, --skip-bad-images, --max-pixels N, --resize S:
+/* --labels fine|coarse, --skip-bad-images, --cache, --max-pixels N, --resize S:
  * 1 handled, 0 not one of them, -1 a bad value (message printed). */
 int cli_data_option(cli_args *a, cli_data_opts *o);
 

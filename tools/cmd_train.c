@@ -31,7 +31,13 @@ static const char help[] =
     "  --labels L          CIFAR-100: fine (default, 100 classes) or coarse (20)\n"
     "  --resize S          folder images: shorter side to S, then the centre crop\n"
     "                      (default round(size / 0.875); images at the size pass)\n"
-    "  --skip-bad-images   count and skip corrupt images instead of stopping\n"
+    "  --skip-bad-images   leave corrupt images out of their batch, counted in the\n"
+    "                      epoch's line, instead of stopping\n"
+    "  --cache             keep decoded folder images in memory (up to half of it)\n"
+    "                      so later epochs do not read and decode them again\n"
+    "  --workers N         threads that read, decode and augment batches ahead of\n"
+    "                      the step (default 0: each batch when it is needed, on\n"
+    "                      the --threads threads); same results for any N\n"
     "  --augment LIST      training augmentation, torchvision's: rrc (RandomResized-\n"
     "                      Crop), flip (horizontal, p 0.5), crop:P (RandomCrop with\n"
     "                      P pixels of zero padding); e.g. --augment crop:4,flip\n"
@@ -89,7 +95,7 @@ static const char help[] =
 typedef struct train_args {
     cli_model_opts mo;
     const char *data, *init, *save, *checkpoint, *resume, *schedule, *log;
-    long epochs, steps, batch, checkpoint_every, log_every;
+    long epochs, steps, batch, checkpoint_every, log_every, workers;
     int shuffle, test, skip_nonfinite;
     int argc;    /* the command line, to print the one that resumes */
     char **argv;
@@ -143,6 +149,8 @@ static int train_option(cli_args *a, train_args *t) {
     if (cli_is(a, "--no-decay-norm-bias")) return cli_flag(a) ? (t->no_decay_norm_bias = true, 1) : -1;
     if (cli_is(a, "--warmup"))
         return (v = cli_value(a)) && cli_int("--warmup", v, 0, 1L << 40, &t->warmup) ? 1 : -1;
+    if (cli_is(a, "--workers"))
+        return (v = cli_value(a)) && cli_int("--workers", v, 0, 256, &t->workers) ? 1 : -1;
     if (cli_is(a, "--label-smoothing"))
         return (v = cli_value(a)) && cli_float("--label-smoothing", v, 0.0, 1.0, &t->label_smoothing)
                    ? 1 : -1;
@@ -282,6 +290,8 @@ static void print_epoch(const nb_epoch_report *r, void *user) {
     printf("epoch %*d/%d  train loss %.4f", r->epochs >= 10 ? 2 : 1, r->epoch, r->epochs, r->train_loss);
     if (!isnan(r->test_loss)) printf("  test loss %.4f  test acc %.2f%%", r->test_loss, 100.0 * r->test_accuracy);
     if (r->skipped) printf("  skipped %ld non-finite step%s", r->skipped, r->skipped == 1 ? "" : "s");
+    if (r->bad_images)
+        printf("  left out %ld bad image%s", r->bad_images, r->bad_images == 1 ? "" : "s");
     printf("  %.0f img/s  %.1f s\n", r->images_per_s, r->seconds);
     fflush(stdout); /* progress shows as it happens, also through a pipe */
 }
@@ -437,6 +447,7 @@ static int run(train_args *t, nb_model *m) {
     o.resume = t->resume;
     o.skip_nonfinite = t->skip_nonfinite;
     o.augment = t->augment_set ? &t->augment : NULL;
+    o.workers = (int)t->workers;
     char stop_path[4096];
     default_checkpoint(t, stop_path, sizeof stop_path);
     o.stop = &stop_signal;

@@ -131,8 +131,9 @@ static int find_misses(nb_model *m, const nb_dataset *d, miss *out, int cap) {
     int found = 0;
     for (int first = 0; first < d->count && found < cap; first += batch) {
         int count = d->count - first < batch ? d->count - first : batch;
-        nb_dataset_batch(d, NULL, (size_t)first, count, nc ? mean : NULL, nc ? std : NULL, x, y);
-        const nb_tensor *p = nb_model_predict(m, x, count);
+        const nb_tensor *p = NULL;
+        if (!nb_dataset_batch(d, NULL, (size_t)first, count, nc ? mean : NULL, nc ? std : NULL, x, y))
+            p = nb_model_predict(m, x, count);
         if (!p) {
             cli_error("--errors: %s", nb_last_error());
             found = -1;
@@ -158,13 +159,18 @@ static cairo_surface_t *sample_surface(const nb_dataset *d, int index) {
     cairo_surface_flush(s);
     unsigned char *px = cairo_image_surface_get_data(s);
     int stride = cairo_image_surface_get_stride(s);
-    const uint8_t *img = d->images + (size_t)index * c * w * h;
+    /* The sample as the model saw it (a folder's image decoded and put
+     * through the eval transform); blank if it cannot be read again. */
+    uint8_t *img = calloc((size_t)c * w * h, 1);
+    if (!img) return s;
+    (void)nb_dataset_sample(d, (uint32_t)index, NULL, 0, 0, img);
     for (int r = 0; r < h; r++)
         for (int q = 0; q < w; q++) {
             size_t at = (size_t)r * w + q, plane = (size_t)w * h;
             uint32_t R = img[at], G = c >= 3 ? img[plane + at] : R, B = c >= 3 ? img[2 * plane + at] : R;
             ((uint32_t *)(px + (size_t)r * stride))[q] = R << 16 | G << 8 | B;
         }
+    free(img);
     cairo_surface_mark_dirty(s);
     return s;
 }

@@ -84,6 +84,10 @@ typedef struct nb_op_def {
  * with the weights. */
 typedef enum nb_node_kind { NB_NODE_INPUT, NB_NODE_CONST, NB_NODE_PARAM, NB_NODE_OP, NB_NODE_BUFFER } nb_node_kind;
 
+/* Channels a normalisation can describe (a model's, a loader's): images
+ * are 1 or 3; 8 keeps the saved list within one metadata value. */
+#define NB_MAX_CHANNELS 8
+
 #define NB_MAX_INPUTS 5 /* batch norm: x, weight, bias, running mean, running var */
 
 /* Per-operator settings, fixed at creation. */

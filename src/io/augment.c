@@ -46,11 +46,15 @@ static uint64_t mix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
+void nb_augment_rng(nb_rng *r, uint64_t seed, int epoch, uint32_t index) {
+    nb_rng_seed(r, mix64(mix64(mix64(seed) ^ (uint64_t)(uint32_t)epoch) ^ index));
+}
+
 /* Uniform in [lo, hi), as torch's uniform_(lo, hi). */
 static double uniform(nb_rng *r, double lo, double hi) { return lo + (hi - lo) * nb_rng_uniform(r); }
 
 /* RandomResizedCrop.get_params: the crop's top, left, height and width. */
-static void rrc_box(nb_rng *r, int H, int W, int *top, int *left, int *h, int *w) {
+void nb_augment_rrc_box(nb_rng *r, int H, int W, int *top, int *left, int *h, int *w) {
     const double area = (double)H * W;
     const double log_lo = log(3.0 / 4.0), log_hi = log(4.0 / 3.0);
     for (int attempt = 0; attempt < 10; attempt++) {
@@ -77,39 +81,14 @@ static void rrc_box(nb_rng *r, int H, int W, int *top, int *left, int *h, int *w
     *left = (W - cw) / 2;
 }
 
-nb_status nb_augment_image(const nb_augment *a, uint64_t seed, int epoch, uint32_t index, int C,
-                           int H, int W, const uint8_t *chw, uint8_t *out) {
+nb_status nb_augment_after_crop(const nb_augment *a, nb_rng *r, int C, int H, int W, uint8_t *out) {
     const size_t plane = (size_t)H * (size_t)W, sample = (size_t)C * plane;
-    memcpy(out, chw, sample);
-    if (!a || (!a->rrc && !a->flip && !a->crop_pad)) return NB_OK;
-    nb_rng r;
-    nb_rng_seed(&r, mix64(mix64(mix64(seed) ^ (uint64_t)(uint32_t)epoch) ^ index));
-    if (a->rrc) {
-        int top, left, h, w;
-        rrc_box(&r, H, W, &top, &left, &h, &w);
-        if (h != H || w != W || top || left) {
-            nb_image crop = {w, h, C, nb_alloc((size_t)w * (size_t)h * (size_t)C, "crop")};
-            if (!crop.pixels) return NB_ERR_NOMEM;
-            for (int y = 0; y < h; y++)
-                for (int x = 0; x < w; x++)
-                    for (int c = 0; c < C; c++)
-                        crop.pixels[((size_t)y * (size_t)w + (size_t)x) * (size_t)C + (size_t)c] =
-                            chw[(size_t)c * plane + (size_t)(top + y) * (size_t)W + (size_t)(left + x)];
-            nb_image big;
-            nb_status s = nb_image_resize(&crop, W, H, &big);
-            nb_image_free(&crop);
-            if (s) return s;
-            for (size_t p = 0; p < plane; p++)
-                for (int c = 0; c < C; c++) out[(size_t)c * plane + p] = big.pixels[p * (size_t)C + (size_t)c];
-            nb_image_free(&big);
-        }
-    }
     if (a->crop_pad) {
         /* RandomCrop(size, padding=P): offsets into the padded image, so a
          * shift of -P..P; what comes from the padding is zero. */
         const int P = a->crop_pad;
-        int dy = (int)nb_rng_below(&r, (uint32_t)(2 * P + 1)) - P;
-        int dx = (int)nb_rng_below(&r, (uint32_t)(2 * P + 1)) - P;
+        int dy = (int)nb_rng_below(r, (uint32_t)(2 * P + 1)) - P;
+        int dx = (int)nb_rng_below(r, (uint32_t)(2 * P + 1)) - P;
         uint8_t *tmp = nb_alloc(sample, "crop");
         if (!tmp) return NB_ERR_NOMEM;
         memcpy(tmp, out, sample);
@@ -123,7 +102,7 @@ nb_status nb_augment_image(const nb_augment *a, uint64_t seed, int epoch, uint32
                 }
         nb_free(tmp);
     }
-    if (a->flip && nb_rng_uniform(&r) < 0.5f) {
+    if (a->flip && nb_rng_uniform(r) < 0.5f) {
         for (int c = 0; c < C; c++)
             for (int y = 0; y < H; y++) {
                 uint8_t *row = out + (size_t)c * plane + (size_t)y * (size_t)W;
@@ -135,4 +114,32 @@ nb_status nb_augment_image(const nb_augment *a, uint64_t seed, int epoch, uint32
             }
     }
     return NB_OK;
+}
+
+nb_status nb_augment_image(const nb_augment *a, uint64_t seed, int epoch, uint32_t index, int C,
+                           int H, int W, const uint8_t *chw, uint8_t *out) {
+    const size_t plane = (size_t)H * (size_t)W, sample = (size_t)C * plane;
+    memcpy(out, chw, sample);
+    if (!a || (!a->rrc && !a->flip && !a->crop_pad)) return NB_OK;
+    nb_rng r;
+    nb_augment_rng(&r, seed, epoch, index);
+    if (a->rrc) {
+        int top, left, h, w;
+        nb_augment_rrc_box(&r, H, W, &top, &left, &h, &w);
+        if (h != H || w != W || top || left) {
+            /* The box, interleaved as a decoded image is, then cropped at
+             * (0, 0) and resized back by the shared resized crop. */
+            nb_image crop = {w, h, C, nb_alloc((size_t)w * (size_t)h * (size_t)C, "crop")};
+            if (!crop.pixels) return NB_ERR_NOMEM;
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    for (int c = 0; c < C; c++)
+                        crop.pixels[((size_t)y * (size_t)w + (size_t)x) * (size_t)C + (size_t)c] =
+                            chw[(size_t)c * plane + (size_t)(top + y) * (size_t)W + (size_t)(left + x)];
+            nb_status s = nb_image_resized_crop(&crop, 0, 0, h, w, C, H, W, out);
+            nb_image_free(&crop);
+            if (s) return s;
+        }
+    }
+    return nb_augment_after_crop(a, &r, C, H, W, out);
 }

@@ -58,7 +58,7 @@ static nb_status append_file(const char *path, int label_bytes, int label_index,
         return nb_fail_prefix(NB_ERR_NOMEM, "%s: ", path);
     }
     d->images = images;
-    uint8_t *labels = nb_realloc(d->labels, total, "CIFAR labels");
+    int32_t *labels = nb_realloc(d->labels, total * sizeof *labels, "CIFAR labels");
     if (!labels) {
         nb_free(data);
         return nb_fail_prefix(NB_ERR_NOMEM, "%s: ", path);

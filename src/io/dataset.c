@@ -1,6 +1,6 @@
-/* dataset.c — MNIST-style datasets (two IDX files per split), batches of
- * normalised floats, and the shuffle that orders an epoch. */
-#include "io/io.h"
+/* dataset.c — MNIST-style datasets (two IDX files per split) and the
+ * shuffle that orders an epoch. Batches are made by loader.c. */
+#include "io/datasets.h"
 
 #include <math.h>
 #include <string.h>
@@ -12,6 +12,7 @@ void nb_dataset_free(nb_dataset *d) {
     if (!d) return;
     nb_free(d->images);
     nb_free(d->labels);
+    nb_source_free(d->source);
     memset(d, 0, sizeof *d);
 }
 
@@ -85,55 +86,26 @@ nb_status nb_dataset_load_mnist(const char *dir, const char *split, nb_dataset *
             goto fail;
         }
     }
-    /* The dataset takes over both buffers. */
+    int32_t *labels = nb_alloc((size_t)lbl.dims[0] * sizeof *labels + 1, "labels");
+    if (!labels) {
+        s = NB_ERR_NOMEM;
+        goto fail;
+    }
+    for (int i = 0; i < lbl.dims[0]; i++) labels[i] = lbl.data[i];
+    nb_idx_free(&lbl);
+    /* The dataset takes over the images. */
+    memset(out, 0, sizeof *out);
     out->count = img.dims[0];
     out->channels = img.ndim == 4 ? img.dims[1] : 1;
     out->height = img.dims[img.ndim - 2];
     out->width = img.dims[img.ndim - 1];
     out->images = img.data;
-    out->labels = lbl.data;
+    out->labels = labels;
     return NB_OK;
 fail:
     nb_idx_free(&img);
     nb_idx_free(&lbl);
     return s;
-}
-
-void nb_dataset_batch(const nb_dataset *d, const uint32_t *order, size_t first, int count,
-                      const float *mean, const float *std, float *x, float *labels) {
-    const int C = d->channels;
-    const size_t plane = (size_t)d->height * (size_t)d->width;
-    const size_t sample = (size_t)C * plane;
-    /* One table per channel: a pixel has 256 values, so normalising is a
-     * lookup, computed exactly as (v/255 - mean) / std would be. */
-    float lut[256];
-    for (int c = 0; c < C; c++) {
-        for (int v = 0; v < 256; v++) {
-            float f = (float)v / 255.0f;
-            lut[v] = (mean && std) ? (f - mean[c]) / std[c] : f;
-        }
-        for (int b = 0; b < count; b++) {
-            size_t pos = first + (size_t)b;
-            size_t idx = order ? order[pos] : pos;
-            float *dst = x + (size_t)b * sample + (size_t)c * plane;
-            /* The function cannot fail, so an index past the end (a caller's
-             * bug) gives zeros and a NaN label, which any label check or
-             * loss will reject, rather than reading out of bounds. */
-            if (idx >= (size_t)d->count) {
-                memset(dst, 0, plane * sizeof *dst);
-                continue;
-            }
-            const uint8_t *src = d->images + idx * sample + (size_t)c * plane;
-            for (size_t i = 0; i < plane; i++) dst[i] = lut[src[i]];
-        }
-    }
-    if (labels) {
-        for (int b = 0; b < count; b++) {
-            size_t pos = first + (size_t)b;
-            size_t idx = order ? order[pos] : pos;
-            labels[b] = idx < (size_t)d->count ? (float)d->labels[idx] : NAN;
-        }
-    }
 }
 
 void nb_shuffle(uint32_t *order, size_t n, int reset, nb_rng *rng) {

@@ -3,8 +3,8 @@
  * index. Files are found as ImageFolder finds them (every folder under the
  * class, sorted by folder path and then by name) and kept when their name
  * ends in .jpg, .jpeg, .png or .pgm in any case; the rest are counted.
- * Images are decoded on all threads (each into its own slot, so the result
- * does not depend on the thread count) and put through the eval transform. */
+ * Nothing is decoded here: the data set keeps the paths (source.c), and
+ * each image is read when a batch needs it. */
 #include "io/datasets.h"
 
 #include <dirent.h>
@@ -12,9 +12,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-
-/* Labels are bytes (nb_dataset.labels). */
-enum { FOLDER_MAX_CLASSES = 256 };
 
 typedef struct name_list {
     char **v;
@@ -120,16 +117,6 @@ static nb_status class_files(const char *class_dir, name_list *files, long *igno
     return s;
 }
 
-static nb_status load_one(const char *path, const nb_dataset_opts *o, size_t sample, uint8_t *dst) {
-    nb_image im;
-    nb_status s = nb_image_decode(path, o->max_pixels, &im);
-    if (s) return s;
-    s = nb_image_eval_transform(&im, o->channels, o->height, o->width, o->resize, dst);
-    (void)sample;
-    nb_image_free(&im);
-    return s;
-}
-
 nb_status nb_folder_load(const char *dir, const char *sub, const nb_dataset_opts *o,
                          nb_dataset *out, nb_dataset_info *info) {
     if (o->channels <= 0 || o->height <= 0 || o->width <= 0)
@@ -145,15 +132,13 @@ nb_status nb_folder_load(const char *dir, const char *sub, const nb_dataset_opts
     nb_dataset d;
     memset(&d, 0, sizeof d);
     name_list classes = {0}, present = {0}, files = {0};
-    uint8_t *file_labels = NULL;
-    nb_status *status = NULL;
+    int32_t *labels = NULL;
     s = list_dir(train_dir, true, &classes);
     if (!s && classes.n == 0)
         s = nb_fail(NB_ERR_FORMAT, "%s: no class folders (expected %s/<class>/<image>)", train_dir,
                     train_dir);
-    if (!s && classes.n > FOLDER_MAX_CLASSES)
-        s = nb_fail(NB_ERR_FORMAT, "%s: %zu class folders, at most %d are supported", train_dir,
-                    classes.n, FOLDER_MAX_CLASSES);
+    if (!s && classes.n > (size_t)INT32_MAX)
+        s = nb_fail(NB_ERR_FORMAT, "%s: %zu class folders, too many", train_dir, classes.n);
     if (!s) s = list_dir(split_dir, true, &present);
     size_t cap = 0;
     for (size_t c = 0; !s && c < present.n; c++) {
@@ -163,7 +148,7 @@ nb_status nb_folder_load(const char *dir, const char *sub, const nb_dataset_opts
                         "the folders there)", split_dir, present.v[c], present.v[c], train_dir);
             break;
         }
-        int label = (int)((char **)hit - classes.v);
+        int32_t label = (int32_t)((char **)hit - classes.v);
         size_t before = files.n;
         long ignored = 0;
         if (!(s = join(path, sizeof path, split_dir, present.v[c])))
@@ -174,63 +159,37 @@ nb_status nb_folder_load(const char *dir, const char *sub, const nb_dataset_opts
                         "files%s", path, ignored ? " (other files are ignored)" : "");
         if (!s && files.n > cap) {
             size_t grow = files.cap;
-            uint8_t *l = nb_realloc(file_labels, grow, "folder labels");
+            int32_t *l = nb_realloc(labels, grow * sizeof *labels, "folder labels");
             if (!l) s = NB_ERR_NOMEM;
-            else file_labels = l, cap = grow;
+            else labels = l, cap = grow;
         }
-        for (size_t i = before; !s && i < files.n; i++) file_labels[i] = (uint8_t)label;
+        for (size_t i = before; !s && i < files.n; i++) labels[i] = label;
     }
     if (!s && files.n == 0)
         s = nb_fail(NB_ERR_FORMAT, "%s: no class folders with images", split_dir);
     if (!s && files.n > (size_t)INT32_MAX)
         s = nb_fail(NB_ERR_FORMAT, "%s: %zu images, too many", split_dir, files.n);
-    const size_t sample = (size_t)o->channels * (size_t)o->height * (size_t)o->width;
-    size_t bytes;
-    if (!s && !nb_mul_size(sample, files.n, &bytes))
-        s = nb_fail(NB_ERR_NOMEM, "%s: %zu images of %zu bytes do not fit in memory", split_dir,
-                    files.n, sample);
     if (!s) {
-        d.images = nb_alloc(bytes, "decoded images");
-        d.labels = nb_alloc(files.n, "labels");
-        status = nb_alloc(files.n * sizeof *status, "image status");
-        if (!d.images || !d.labels || !status) s = NB_ERR_NOMEM;
-    }
-    if (!s) {
-        const long n = (long)files.n;
-#pragma omp parallel for schedule(dynamic, 16)
-        for (long i = 0; i < n; i++)
-            status[i] = load_one(files.v[i], o, sample, d.images + (size_t)i * sample);
-        /* Messages live per thread: the first bad image is decoded again
-         * here, so its message is this thread's and always the same one. */
-        size_t kept = 0;
-        for (size_t i = 0; !s && i < files.n; i++) {
-            if (status[i]) {
-                if (o->skip_bad_images && status[i] != NB_ERR_NOMEM) {
-                    info->skipped++;
-                    continue;
-                }
-                s = load_one(files.v[i], o, sample, d.images + i * sample);
-                if (!s) s = nb_fail(status[i], "%s: failed on a worker thread", files.v[i]);
-                break;
-            }
-            if (kept != i) memmove(d.images + kept * sample, d.images + i * sample, sample);
-            d.labels[kept++] = file_labels[i];
-        }
-        if (!s && kept == 0) s = nb_fail(NB_ERR_FORMAT, "%s: every image is bad", split_dir);
-        d.count = (int)kept;
-    }
-    if (!s) {
+        /* The data set takes over the paths and the labels. */
+        d.count = (int)files.n;
         d.channels = o->channels;
         d.height = o->height;
         d.width = o->width;
+        s = nb_source_files(files.v, d.count, o, &d.source);
+        if (!s) {
+            memset(&files, 0, sizeof files);
+            d.labels = labels;
+            labels = NULL;
+        }
+    }
+    if (!s) {
         info->classes = (int)classes.n;
         s = nb_class_names_copy(info, (const char *const *)classes.v, (int)classes.n);
     }
     names_free(&classes);
     names_free(&present);
     names_free(&files);
-    nb_free(file_labels);
-    nb_free(status);
+    nb_free(labels);
     if (s) {
         nb_dataset_free(&d);
         return s;

@@ -53,4 +53,22 @@ void nb_atomic_abort(nb_atomic_file *af);
 nb_status nb_jpeg_decode(const char *path, const uint8_t *data, size_t size, long max_pixels,
                          nb_image *out);
 
+/* Pillow's convert("L") of an RGB image into a fresh *out. */
+nb_status nb_image_to_gray(const nb_image *in, nb_image *out);
+
+/* torchvision's resized_crop on a PIL image: the h x w box at (top, left)
+ * of `in` (gray or RGB, interleaved), converted to `channels` (1: luma
+ * first; 3: gray replicated), resized to width x height with Pillow's
+ * bilinear filter, into chw as planes. */
+nb_status nb_image_resized_crop(const nb_image *in, int top, int left, int h, int w, int channels,
+                                int height, int width, uint8_t *chw);
+
+/* The pieces of augment.c that a sample from a file (source.c) shares: the
+ * generator of image `index` in `epoch`, RandomResizedCrop's box on an H x
+ * W image, and the steps after the crop (crop:P, then flip), in place on a
+ * C x H x W image. */
+void nb_augment_rng(nb_rng *r, uint64_t seed, int epoch, uint32_t index);
+void nb_augment_rrc_box(nb_rng *r, int H, int W, int *top, int *left, int *h, int *w);
+nb_status nb_augment_after_crop(const nb_augment *a, nb_rng *r, int C, int H, int W, uint8_t *chw);
+
 #endif

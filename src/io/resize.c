@@ -176,6 +176,56 @@ static int round_half_even(double v) {
     return (int)r;
 }
 
+nb_status nb_image_to_gray(const nb_image *in, nb_image *out) {
+    size_t n = (size_t)in->width * (size_t)in->height;
+    out->pixels = nb_alloc(n, "gray image");
+    if (!out->pixels) return NB_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) out->pixels[i] = luma8(in->pixels + 3 * i);
+    out->width = in->width, out->height = in->height, out->channels = 1;
+    return NB_OK;
+}
+
+/* Interleaved pixels to planes: as many as the image has, or a gray
+ * image's one value in every plane (Pillow's convert("RGB")). */
+static void to_planes(const nb_image *im, int channels, uint8_t *chw) {
+    const size_t plane = (size_t)im->width * (size_t)im->height;
+    const int src_ch = im->channels;
+    for (size_t p = 0; p < plane; p++)
+        for (int c = 0; c < channels; c++)
+            chw[(size_t)c * plane + p] = im->pixels[p * (size_t)src_ch + (size_t)(src_ch == 1 ? 0 : c)];
+}
+
+nb_status nb_image_resized_crop(const nb_image *in, int top, int left, int h, int w, int channels,
+                                int height, int width, uint8_t *chw) {
+    if (top < 0 || left < 0 || h <= 0 || w <= 0 || top + h > in->height || left + w > in->width)
+        return nb_fail(NB_ERR_ARG, "crop %dx%d at (%d, %d) is outside the %dx%d image", w, h, left,
+                       top, in->width, in->height);
+    nb_image gray = {0, 0, 0, NULL}, crop = {0, 0, 0, NULL}, scaled = {0, 0, 0, NULL};
+    nb_status s = NB_OK;
+    /* convert("L") before anything else, as the eval transform does. */
+    if (channels == 1 && in->channels == 3) {
+        if ((s = nb_image_to_gray(in, &gray))) return s;
+        in = &gray;
+    }
+    const size_t px = (size_t)in->channels;
+    crop.width = w, crop.height = h, crop.channels = in->channels;
+    crop.pixels = nb_alloc((size_t)w * (size_t)h * px, "crop");
+    if (!crop.pixels) s = NB_ERR_NOMEM;
+    for (int y = 0; !s && y < h; y++)
+        memcpy(crop.pixels + (size_t)y * (size_t)w * px,
+               in->pixels + ((size_t)(top + y) * (size_t)in->width + (size_t)left) * px, (size_t)w * px);
+    const nb_image *im = &crop;
+    if (!s && (w != width || h != height)) {
+        s = nb_image_resize(&crop, width, height, &scaled);
+        im = &scaled;
+    }
+    if (!s) to_planes(im, channels, chw);
+    nb_image_free(&scaled);
+    nb_image_free(&crop);
+    nb_image_free(&gray);
+    return s;
+}
+
 nb_status nb_image_eval_transform(const nb_image *in, int channels, int height, int width,
                                   int resize, uint8_t *chw) {
     if (!in || !in->pixels || !chw)
@@ -188,11 +238,8 @@ nb_status nb_image_eval_transform(const nb_image *in, int channels, int height, 
     /* A colour image for a gray model is converted first, as a loader's
      * convert("L") does, then resized. */
     if (channels == 1 && in->channels == 3) {
-        size_t n = (size_t)in->width * (size_t)in->height;
-        gray.pixels = nb_alloc(n, "gray image");
-        if (!gray.pixels) return NB_ERR_NOMEM;
-        for (size_t i = 0; i < n; i++) gray.pixels[i] = luma8(in->pixels + 3 * i);
-        gray.width = in->width, gray.height = in->height, gray.channels = 1;
+        nb_status s = nb_image_to_gray(in, &gray);
+        if (s) return s;
         in = &gray;
     }
     const nb_image *im = in;

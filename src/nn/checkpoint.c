@@ -93,6 +93,7 @@ nb_status nb_checkpoint_save(const char *path, const nb_model *m, nb_optimizer *
     n = put(meta, n, "nabla.seed", "%" PRIu64, m->seed);
     n = put(meta, n, "nabla.epoch_samples", "%" PRIu64, (uint64_t)st->samples);
     n = put(meta, n, "nabla.epoch_skipped", "%" PRIu64, (uint64_t)st->skipped);
+    n = put(meta, n, "nabla.epoch_bad_images", "%" PRIu64, (uint64_t)st->bad_images);
     n = put(meta, n, "nabla.epoch_loss_sum", "%016" PRIx64, loss_bits);
     s = nb_safetensors_save(path, t, count, meta, n);
     nb_free(t);
@@ -151,6 +152,12 @@ nb_status nb_checkpoint_load(const char *path, nb_model *m, nb_optimizer *opt, n
             s = nb_fail(NB_ERR_FORMAT, "%s: checkpoint version %" PRIu64 ", this nabla reads "
                         "version %d", path, v[0], CHECKPOINT_VERSION);
     }
+    /* Checkpoints from before bad images were left out of batches lack
+     * their count: none were. */
+    uint64_t bad_images = 0;
+    for (int i = 0; !s && i < n; i++)
+        if (!strcmp(meta[i].key, "nabla.epoch_bad_images"))
+            s = get(path, meta, n, meta[i].key, 10, INT32_MAX, &bad_images);
     double loss_sum;
     memcpy(&loss_sum, &v[13], sizeof loss_sum);
     if (!s && !isfinite(loss_sum))
@@ -171,6 +178,7 @@ nb_status nb_checkpoint_load(const char *path, nb_model *m, nb_optimizer *opt, n
     nb_model_set_seed(m, v[8]);
     st->samples = (long)v[9];
     st->skipped = (long)v[10];
+    st->bad_images = (long)bad_images;
     st->epoch_rng.s[0] = v[11];
     st->epoch_rng.s[1] = v[12];
     st->loss_sum = loss_sum;

@@ -6,9 +6,6 @@
 
 #include "core/internal.h"
 
-/* Channels a normalisation can describe: images are 1 or 3; 8 keeps the
- * saved list within one metadata value. */
-#define NB_MAX_CHANNELS 8
 /* A layer name plus ".weight" must fit a node name (64 bytes). */
 #define NB_LAYER_NAME 48
 
@@ -86,6 +83,7 @@ typedef struct nb_train_state {
     double loss_sum;      /* sum over trained batches of mean loss x batch size */
     long samples;         /* samples trained on */
     long skipped;         /* steps skipped for non-finite values */
+    long bad_images;      /* bad images left out (skip_bad_images) */
 } nb_train_state;
 
 nb_status nb_checkpoint_save(const char *path, const nb_model *m, nb_optimizer *opt,

@@ -141,7 +141,7 @@ static nb_status check_data(const nb_model *m, const nb_dataset *d, const char *
     }
     int classes = nb_model_classes(m);
     for (int i = 0; i < d->count; i++)
-        if (d->labels[i] >= classes)
+        if (d->labels[i] < 0 || d->labels[i] >= classes)
             return nb_fail(NB_ERR_ARG, "%s: sample %d has label %d, but model '%s' has %d classes "
                            "(0..%d)", what, i, d->labels[i], m->name, classes, classes - 1);
     return NB_OK;
@@ -181,18 +181,18 @@ typedef struct eval_progress {
     long step;
 } eval_progress;
 
-static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
-                          size_t *confusion, const eval_progress *ep);
+static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, int workers,
+                          nb_eval_result *result, size_t *confusion, const eval_progress *ep);
 
 nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
                       size_t *confusion) {
-    return evaluate(m, d, batch, result, confusion, NULL);
+    return evaluate(m, d, batch, 0, result, confusion, NULL);
 }
 
 nb_status nb_evaluate_progress(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
                                size_t *confusion, nb_progress_fn fn, void *user) {
     eval_progress ep = {fn, user, 0, 0, 0};
-    return evaluate(m, d, batch, result, confusion, &ep);
+    return evaluate(m, d, batch, 0, result, confusion, &ep);
 }
 
 /* Fill the parts of a progress report that follow from counts and time. */
@@ -202,8 +202,10 @@ static void progress_rates(nb_progress *p, size_t samples_now, long done_now, do
     p->seconds_left = done_now > 0 ? seconds / (double)done_now * (double)(p->total - p->done) : NAN;
 }
 
-static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
-                          size_t *confusion, const eval_progress *ep) {
+/* Evaluation batches come from a loader like training's (workers > 0:
+ * made ahead on threads), in file order, without augmentation. */
+static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, int workers,
+                          nb_eval_result *result, size_t *confusion, const eval_progress *ep) {
     nb_status s = nb_model_check_ready(m, "nb_evaluate");
     if (s || (s = check_data(m, d, "evaluation data"))) return s;
     if (batch == 0) batch = auto_batch(m);
@@ -211,30 +213,36 @@ static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_r
     if (d->channels > NB_MAX_CHANNELS)
         return nb_fail(NB_ERR_ARG, "nb_evaluate: %d channels, at most %d", d->channels, NB_MAX_CHANNELS);
     int classes = nb_model_classes(m);
-    size_t sample = (size_t)d->channels * (size_t)d->height * (size_t)d->width;
-    float *x = nb_alloc((size_t)batch * sample * sizeof(float), "evaluation batch");
-    float *y = nb_alloc((size_t)batch * sizeof(float), "evaluation labels");
-    if (!x || !y) s = NB_ERR_NOMEM;
     float mean[NB_MAX_CHANNELS], std[NB_MAX_CHANNELS];
-    const float *pm, *ps;
-    data_norm(m, d, mean, std, &pm, &ps);
+    nb_loader_opts lo;
+    memset(&lo, 0, sizeof lo);
+    lo.batch = batch;
+    lo.workers = workers;
+    data_norm(m, d, mean, std, &lo.mean, &lo.std);
+    nb_loader *l;
+    if ((s = nb_loader_new(d, &lo, &l))) return s;
+    /* A data set that skips bad images may leave some out: the counts are
+     * of the samples evaluated. */
+    s = nb_loader_start(l, NULL, (size_t)d->count, 0, 0);
     if (confusion) memset(confusion, 0, (size_t)classes * (size_t)classes * sizeof *confusion);
     double loss_sum = 0.0;
-    size_t correct = 0, top5 = 0;
+    size_t n = 0, correct = 0, top5 = 0;
+    const long batches = (d->count + batch - 1) / batch;
     double t0 = now_seconds();
-    for (int first = 0; !s && first < d->count; first += batch) {
-        int count = d->count - first < batch ? d->count - first : batch;
-        nb_dataset_batch(d, NULL, (size_t)first, count, pm, ps, x, y);
+    const nb_batch *b;
+    while (!s && !(s = nb_loader_next(l, &b)) && b) {
+        if (b->count == 0) continue;
         float loss;
-        if ((s = nb_model_eval_batch(m, x, y, count, &loss))) break;
-        loss_sum += (double)loss * count;
+        if ((s = nb_model_eval_batch(m, b->x, b->y, b->count, &loss))) break;
+        loss_sum += (double)loss * b->count;
+        n += (size_t)b->count;
         const float *logits = nb_value(m->logits)->data;
-        for (int i = 0; i < count; i++) {
+        for (int i = 0; i < b->count; i++) {
             const float *row = logits + (size_t)i * (size_t)classes;
             int best = 0;
             for (int k = 1; k < classes; k++)
                 if (row[k] > row[best]) best = k;
-            int truth = (int)y[i];
+            int truth = (int)b->y[i];
             correct += best == truth;
             /* In the top 5 when fewer than 5 logits beat the label's (ties
              * go to the lower index, as the top-1 pick does). */
@@ -245,23 +253,22 @@ static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_r
             if (confusion) confusion[(size_t)truth * (size_t)classes + (size_t)best]++;
         }
         if (ep && ep->fn) {
-            nb_progress p = {NB_PHASE_EVAL, ep->epoch, ep->epochs, first / batch + 1,
-                             (d->count + batch - 1) / batch, ep->step, (size_t)(first + count),
-                             loss_sum / (first + count), 0, 0, 0, 0.0f};
+            nb_progress p = {NB_PHASE_EVAL, ep->epoch, ep->epochs, b->index + 1, batches, ep->step,
+                             n, loss_sum / (double)n, 0, 0, 0, 0.0f};
             progress_rates(&p, p.samples, p.done, now_seconds() - t0);
             ep->fn(&p, ep->user);
         }
     }
-    nb_free(x);
-    nb_free(y);
+    nb_loader_free(l);
+    if (!s && n == 0) s = nb_fail(NB_ERR_FORMAT, "evaluation data: every image is bad");
     if (s) return s;
     if (result) {
-        result->n = (size_t)d->count;
+        result->n = n;
         result->correct = correct;
-        result->loss = loss_sum / d->count;
-        result->accuracy = (double)correct / d->count;
+        result->loss = loss_sum / (double)n;
+        result->accuracy = (double)correct / (double)n;
         result->top5_correct = top5;
-        result->top5 = (double)top5 / d->count;
+        result->top5 = (double)top5 / (double)n;
     }
     return NB_OK;
 }
@@ -301,9 +308,7 @@ typedef struct run {
     nb_train_state st;
     nb_rng rng;       /* the shuffle generator, running */
     uint32_t *order;
-    float *x, *y;
-    uint8_t *aug_images, *aug_labels; /* a batch's augmented bytes */
-    const float *mean, *std;
+    nb_loader *loader; /* the training batches: shuffled, augmented, normalised */
     long per_epoch;   /* batches in an epoch, the last one partial */
 } run;
 
@@ -313,38 +318,6 @@ static bool stop_requested(const nb_train_opts *o) { return o->stop && *o->stop;
 static bool run_done(const run *r) {
     const nb_train_opts *o = r->o;
     return o->steps ? r->st.step >= o->steps : r->st.epoch >= o->epochs;
-}
-
-/* A training batch: the samples in the epoch's order, augmented when asked
- * (each image on its own, so in parallel and still deterministic), then
- * normalised by nb_dataset_batch. */
-static nb_status fill_batch(run *r, size_t first, int count) {
-    const nb_dataset *d = r->train;
-    const nb_augment *aug = r->o->augment;
-    if (!aug || (!aug->rrc && !aug->flip && !aug->crop_pad)) {
-        nb_dataset_batch(d, r->order, first, count, r->mean, r->std, r->x, r->y);
-        return NB_OK;
-    }
-    const size_t sample = (size_t)d->channels * (size_t)d->height * (size_t)d->width;
-    nb_status s = NB_OK;
-    /* Threads only when there is work for them: small images take less
-     * time to augment than a parallel region takes to start. */
-#pragma omp parallel for schedule(static) if ((size_t)count * sample >= ((size_t)1 << 20))
-    for (int b = 0; b < count; b++) {
-        uint32_t idx = r->order[first + (size_t)b];
-        nb_status mine = nb_augment_image(aug, r->o->seed, r->st.epoch, idx, d->channels, d->height,
-                                          d->width, d->images + idx * sample,
-                                          r->aug_images + (size_t)b * sample);
-        r->aug_labels[b] = d->labels[idx];
-        if (mine) {
-#pragma omp critical(nb_fill_batch)
-            s = mine;
-        }
-    }
-    if (s) return s;
-    nb_dataset batch = {count, d->channels, d->height, d->width, r->aug_images, r->aug_labels};
-    nb_dataset_batch(&batch, NULL, 0, count, r->mean, r->std, r->x, r->y);
-    return NB_OK;
 }
 
 static nb_status save_checkpoint(run *r, const char *path) {
@@ -387,27 +360,30 @@ static nb_status train_epoch(run *r, double *seconds, size_t *trained) {
     } else {
         for (int i = 0; i < d->count; i++) r->order[i] = (uint32_t)i;
     }
+    nb_train_state *st = &r->st;
+    nb_status s = nb_loader_start(r->loader, r->order, (size_t)d->count, st->epoch, st->batch_in_epoch);
+    if (s) return s;
     double t0 = now_seconds();
     *trained = 0;
     long steps_now = 0;
-    nb_train_state *st = &r->st;
     while (st->batch_in_epoch < r->per_epoch && !(o->steps && st->step >= o->steps) &&
            !stop_requested(o)) {
-        size_t first = (size_t)st->batch_in_epoch * (size_t)o->batch;
-        int count = (size_t)d->count - first < (size_t)o->batch ? (int)((size_t)d->count - first) : o->batch;
-        nb_status s = fill_batch(r, first, count);
-        if (s) return nb_fail_prefix(s, "epoch %d, step %ld: augmenting the batch: ", st->epoch + 1,
-                                     st->step + 1);
+        const nb_batch *b;
+        if ((s = nb_loader_next(r->loader, &b)) || !b)
+            return nb_fail_prefix(s ? s : NB_ERR_ARG, "epoch %d, step %ld: reading the batch: ",
+                                  st->epoch + 1, st->step + 1);
+        st->bad_images += b->bad;
         float loss;
-        s = nb_model_train_step(r->m, r->opt, r->x, r->y, count, &loss);
+        /* A batch whose every image was bad has nothing to train on. */
+        s = b->count ? nb_model_train_step(r->m, r->opt, b->x, b->y, b->count, &loss) : NB_OK;
         if (s == NB_ERR_NONFINITE && o->skip_nonfinite) {
             st->skipped++;
         } else if (s) {
             return nb_fail_prefix(s, "epoch %d, step %ld: ", st->epoch + 1, st->step + 1);
-        } else {
-            st->loss_sum += (double)loss * count;
-            st->samples += count;
-            *trained += (size_t)count;
+        } else if (b->count) {
+            st->loss_sum += (double)loss * b->count;
+            st->samples += b->count;
+            *trained += (size_t)b->count;
         }
         st->step++;
         st->batch_in_epoch++;
@@ -429,6 +405,7 @@ static void close_epoch(run *r) {
     r->st.loss_sum = 0.0;
     r->st.samples = 0;
     r->st.skipped = 0;
+    r->st.bad_images = 0;
 }
 
 /* Stopped on request: save where the run stands, so nothing done is lost. */
@@ -467,13 +444,14 @@ static nb_status run_loop(run *r) {
         rep.step = st->step;
         rep.samples = (size_t)st->samples;
         rep.skipped = st->skipped;
+        rep.bad_images = st->bad_images;
         rep.train_loss = st->samples ? st->loss_sum / (double)st->samples : NAN;
         rep.images_per_s = rep.seconds > 0 ? (double)trained / rep.seconds : 0.0;
         rep.test_loss = rep.test_accuracy = NAN;
         if (o->test) {
             nb_eval_result e;
             eval_progress ep = {o->on_progress, o->user, rep.epoch, epochs, st->step};
-            if ((s = evaluate(r->m, o->test, o->eval_batch, &e, NULL, &ep)))
+            if ((s = evaluate(r->m, o->test, o->eval_batch, o->workers, &e, NULL, &ep)))
                 return nb_fail_prefix(s, "after epoch %d: ", rep.epoch);
             rep.test_loss = e.loss;
             rep.test_accuracy = e.accuracy;
@@ -530,24 +508,21 @@ nb_status nb_train(nb_model *m, nb_optimizer *opt, const nb_dataset *train, cons
     if ((s = nb_model_check_finite(m, params, "parameter ")))
         return nb_fail_prefix(s, "model '%s': cannot train from weights that are not finite: ",
                               m->name);
+    if (o->workers < 0)
+        return nb_fail(NB_ERR_ARG, "nb_train: %d workers, expected >= 0", o->workers);
     float mean[NB_MAX_CHANNELS], std[NB_MAX_CHANNELS];
-    data_norm(m, train, mean, std, &r.mean, &r.std);
-    size_t sample = (size_t)train->channels * (size_t)train->height * (size_t)train->width;
+    nb_loader_opts lo;
+    memset(&lo, 0, sizeof lo);
+    lo.batch = o->batch;
+    lo.workers = o->workers;
+    lo.augment = o->augment;
+    lo.seed = o->seed;
+    data_norm(m, train, mean, std, &lo.mean, &lo.std);
     r.order = nb_alloc((size_t)train->count * sizeof *r.order, "shuffle order");
-    r.x = nb_alloc((size_t)o->batch * sample * sizeof(float), "training batch");
-    r.y = nb_alloc((size_t)o->batch * sizeof(float), "training labels");
-    bool aug_ok = true;
-    if (o->augment) {
-        r.aug_images = nb_alloc((size_t)o->batch * sample, "augmented batch");
-        r.aug_labels = nb_alloc((size_t)o->batch, "augmented labels");
-        aug_ok = r.aug_images && r.aug_labels;
-    }
-    s = r.order && r.x && r.y && aug_ok ? run_loop(&r) : NB_ERR_NOMEM;
-    nb_free(r.aug_images);
-    nb_free(r.aug_labels);
+    s = r.order ? nb_loader_new(train, &lo, &r.loader) : NB_ERR_NOMEM;
+    if (!s) s = run_loop(&r);
+    nb_loader_free(r.loader);
     nb_free(r.order);
-    nb_free(r.x);
-    nb_free(r.y);
     /* An update can overflow with every gradient finite (a learning rate
      * far too large); such weights must not be taken for a result. */
     if (!s && (s = nb_model_check_finite(m, params, "parameter ")))
