@@ -272,40 +272,54 @@ static void test_memory_bounded(void **s) {
         fail_msg("peak %zu bytes for 40 images, %zu for 400: memory grows with the folder", small, big);
 }
 
-/* nb_train's weights do not depend on the workers. */
+/* Train the tiny net on d for `steps` steps in all, with `workers`,
+ * optionally writing a checkpoint or resuming one; returns the weights. */
+static float *train_steps(const nb_dataset *d, long steps, int workers, const char *checkpoint,
+                          const char *resume, size_t *n) {
+    nb_augment aug;
+    assert_ok(nb_augment_parse("rrc,flip", &aug));
+    nb_model_config cfg = {.classes = 3, .seed = 4};
+    nb_model *m = nb_model_parse("input 1 16 16\nflatten\nlinear out=3\n", "tiny.net", &cfg);
+    assert_non_null(m);
+    nb_optimizer_opts oo = nb_optimizer_defaults(NB_OPT_SGD);
+    oo.lr = 0.05f;
+    *n = nb_graph_params(nb_model_graph(m), NULL, NULL);
+    nb_optimizer *opt = nb_optimizer_new(&oo, *n);
+    nb_train_opts t = nb_train_defaults();
+    t.steps = steps;
+    t.batch = 8;
+    t.augment = &aug;
+    t.workers = test_threads(workers) > 1 ? workers : 0;
+    t.test = d;
+    t.checkpoint = checkpoint;
+    t.checkpoint_every = checkpoint ? steps : 0;
+    t.resume = resume;
+    assert_ok(nb_train(m, opt, d, &t));
+    float *p, *w = malloc(*n * sizeof(float));
+    nb_graph_params(nb_model_graph(m), &p, NULL);
+    memcpy(w, p, *n * sizeof(float));
+    nb_optimizer_free(opt);
+    nb_model_free(m);
+    return w;
+}
+
+/* nb_train's weights do not depend on the workers, and a run resumed
+ * mid-epoch (with other workers) ends where the straight one does. */
 static void test_train_any_workers(void **s) {
     (void)s;
     const char *root = write_folder("train", 60, 0);
     nb_dataset d = open_folder(root, 16, 0);
-    nb_augment aug;
-    assert_ok(nb_augment_parse("rrc,flip", &aug));
-    float *weights[2];
-    size_t n = 0;
-    for (int k = 0; k < 2; k++) {
-        nb_model_config cfg = {.classes = 3, .seed = 4};
-        nb_model *m = nb_model_parse("input 1 16 16\nflatten\nlinear out=3\n", "tiny.net", &cfg);
-        assert_non_null(m);
-        nb_optimizer_opts oo = nb_optimizer_defaults(NB_OPT_SGD);
-        oo.lr = 0.05f;
-        n = nb_graph_params(nb_model_graph(m), NULL, NULL);
-        nb_optimizer *opt = nb_optimizer_new(&oo, n);
-        nb_train_opts t = nb_train_defaults();
-        t.epochs = 2;
-        t.batch = 8;
-        t.augment = &aug;
-        t.workers = k && test_threads(2) > 1 ? 2 : 0;
-        t.test = &d;
-        assert_ok(nb_train(m, opt, &d, &t));
-        float *p;
-        nb_graph_params(nb_model_graph(m), &p, NULL);
-        weights[k] = malloc(n * sizeof(float));
-        memcpy(weights[k], p, n * sizeof(float));
-        nb_optimizer_free(opt);
-        nb_model_free(m);
-    }
-    assert_memory_equal(weights[0], weights[1], n * sizeof(float));
-    free(weights[0]);
-    free(weights[1]);
+    size_t n;
+    float *straight = train_steps(&d, 16, 0, NULL, NULL, &n);
+    float *threaded = train_steps(&d, 16, 2, NULL, NULL, &n);
+    assert_memory_equal(straight, threaded, n * sizeof(float));
+    const char *ckpt = tmp_path("tiny.ckpt.safetensors");
+    free(train_steps(&d, 5, 2, ckpt, NULL, &n));
+    float *resumed = train_steps(&d, 16, 1, NULL, ckpt, &n);
+    assert_memory_equal(straight, resumed, n * sizeof(float));
+    free(straight);
+    free(threaded);
+    free(resumed);
     nb_dataset_free(&d);
 }
 
