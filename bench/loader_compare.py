@@ -16,6 +16,14 @@ ratio, one row per worker count.
 
     /usr/bin/python3 bench/loader_compare.py                      # 512 images, 1 and 2 workers, 3 rounds
     /usr/bin/python3 bench/loader_compare.py --images 1024 --reps 5 --dir /tmp/jpegs
+    /usr/bin/python3 bench/loader_compare.py --alexnet      # training from the folder vs from memory
+
+--alexnet instead trains AlexNet (10 classes, batch 32, 2 threads, rrc and
+flip, a few steps) from the JPEG folder with --workers 1 and from the same
+images held in memory (a 4-D IDX file of them resized to 3x224x224, the
+model's input, where rrc crops and resizes the held image), interleaved, and
+prints both training speeds and their ratio: loading should hide behind
+compute.
 """
 import argparse, json, os, statistics, subprocess, sys
 
@@ -57,6 +65,51 @@ def write_jpegs(root, count):
     open(marker, "w").close()
 
 
+def write_idx(root, count):
+    """The folder's images at 3x224x224 (Pillow's resize) as MNIST-style
+    4-D IDX files in root/idx, labels by class folder."""
+    import struct
+    import numpy as np
+    from PIL import Image
+    out = os.path.join(root, "idx")
+    if os.path.exists(os.path.join(out, "train-labels-idx1-ubyte")):
+        return out
+    os.makedirs(out, exist_ok=True)
+    images, labels = [], []
+    for i in range(count):
+        path = os.path.join(root, "train", "class%d" % (i % 10), "%05d.jpg" % i)
+        im = Image.open(path).convert("RGB").resize((224, 224), Image.BILINEAR)
+        images.append(np.asarray(im).transpose(2, 0, 1))
+        labels.append(i % 10)
+    with open(os.path.join(out, "train-images-idx3-ubyte"), "wb") as f:
+        f.write(bytes([0, 0, 8, 4]) + struct.pack(">IIII", count, 3, 224, 224) + np.stack(images).tobytes())
+    with open(os.path.join(out, "train-labels-idx1-ubyte"), "wb") as f:
+        f.write(bytes([0, 0, 8, 1]) + struct.pack(">I", count) + bytes(labels))
+    return out
+
+
+def train_speed(build, data, extra, steps):
+    cmd = [os.path.join(build, "nabla"), "train", "--model", "alexnet", "--classes", "10",
+           "--data", data, "--augment", "rrc,flip", "--batch", "32", "--threads", "2",
+           "--steps", str(steps), "--no-test", "--quiet"] + extra
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    line = [l for l in out.splitlines() if "img/s" in l][-1]
+    return float(line.split("img/s")[0].split()[-1])
+
+
+def alexnet(a):
+    idx = write_idx(a.dir, a.images)
+    folder, memory = [], []
+    for _ in range(a.reps):
+        folder.append(train_speed(a.build, a.dir, ["--workers", "1"], a.steps))
+        memory.append(train_speed(a.build, idx, [], a.steps))
+    f, m = statistics.median(folder), statistics.median(memory)
+    print("AlexNet training, batch 32, 2 threads, %d steps, median of %d interleaved runs:" % (a.steps, a.reps))
+    print("| data | images/s |\n|---|---|")
+    print("| JPEG folder, --workers 1 | %.1f |\n| in memory (IDX) | %.1f |" % (f, m))
+    print("folder / memory: %.3f" % (f / m))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", default="/tmp/nabla-loader-jpegs")
@@ -64,8 +117,12 @@ def main():
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--alexnet", action="store_true")
+    ap.add_argument("--steps", type=int, default=6)
     a = ap.parse_args()
     write_jpegs(a.dir, a.images)
+    if a.alexnet:
+        return alexnet(a)
     bench = os.path.join(a.build, "bench", "loader_bench")
     print("%d JPEGs of 500x375 to 3x224x224 (rrc, flip, normalise), batch 32, 1 thread; "
           "median of %d interleaved rounds, images/s" % (a.images, a.reps))
