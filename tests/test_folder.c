@@ -206,6 +206,30 @@ static void test_folder_errors(void **s) {
     expect_open_fails(tmp_path("data"), "train", &none, NB_ERR_ARG, "needs the model's input size");
 }
 
+/* More classes than a byte counts (ImageNet has 1000): labels are int32. */
+static void test_many_classes(void **s) {
+    (void)s;
+    tmpdir_clear();
+    char rel[128];
+    for (int c = 0; c < 300; c++) {
+        snprintf(rel, sizeof rel, "many/train/n%03d", c);
+        mkdirs(rel);
+        snprintf(rel, sizeof rel, "many/train/n%03d/x.pgm", c);
+        write_pgm(rel, 4, 4, (uint8_t)c);
+    }
+    nb_dataset_opts o = gray(4);
+    nb_dataset d;
+    nb_dataset_info info;
+    assert_ok(nb_dataset_open(tmp_path("many"), "train", &o, &d, &info));
+    assert_int_equal(info.classes, 300);
+    assert_int_equal(d.count, 300);
+    assert_int_equal(d.labels[299], 299);
+    assert_string_equal(info.class_names[299], "n299");
+    assert_int_equal(sample_bytes(&d, 299)[0], 299 % 256);
+    nb_dataset_free(&d);
+    nb_dataset_info_free(&info);
+}
+
 static void test_nothing_found(void **s) {
     (void)s;
     tmpdir_clear();
@@ -379,6 +403,7 @@ static void test_allocation_failures(void **s) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_image_folder),  cmocka_unit_test(test_folder_errors),
+        cmocka_unit_test(test_many_classes),
         cmocka_unit_test(test_nothing_found), cmocka_unit_test(test_cifar10),
         cmocka_unit_test(test_cifar100),      cmocka_unit_test(test_allocation_failures),
     };
