@@ -46,7 +46,8 @@ static void normalise(const fill_spec *f, const uint8_t *bytes, float *x) {
 }
 
 /* One sample into x and *y: held bytes without augmentation are read in
- * place, everything else goes through nb_dataset_sample into bytes. */
+ * place (bytes may then be NULL), everything else goes through
+ * nb_dataset_sample into bytes. */
 static nb_status fill_sample(const fill_spec *f, uint32_t idx, uint8_t *bytes, float *x, float *y) {
     const nb_dataset *d = f->d;
     if (idx >= (uint32_t)d->count)
@@ -82,7 +83,8 @@ static nb_status fill_batch(const fill_spec *f, const uint32_t *order, size_t fi
         for (int b = 0; b < count; b++) {
             size_t pos = first + (size_t)b;
             uint32_t idx = order ? order[pos] : (uint32_t)pos;
-            nb_status s = fill_sample(f, idx, bytes + (size_t)n * sample, x + (size_t)n * sample, y + n);
+            nb_status s = fill_sample(f, idx, bytes ? bytes + (size_t)n * sample : NULL,
+                                      x + (size_t)n * sample, y + n);
             if (s && skip && nb_source_skips(src, s)) {
                 (*bad)++;
                 continue;
@@ -102,7 +104,8 @@ static nb_status fill_batch(const fill_spec *f, const uint32_t *order, size_t fi
     for (int b = 0; b < count; b++) {
         size_t pos = first + (size_t)b;
         uint32_t idx = order ? order[pos] : (uint32_t)pos;
-        status[b] = fill_sample(f, idx, bytes + (size_t)b * sample, x + (size_t)b * sample, y + b);
+        status[b] = fill_sample(f, idx, bytes ? bytes + (size_t)b * sample : NULL, x + (size_t)b * sample,
+                                y + b);
     }
     for (int b = 0; b < count && !first_bad; b++) {
         if (!status[b]) {
