@@ -143,7 +143,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fr
 # At -O1 clang does not vectorise, and warns of each `omp simd` loop it leaves.
 CLANG_O1 := -Wno-pass-failed
 sanitize:
-	NB_TEST_SANITIZER=1 $(MAKE) BUILD=build-san CC=clang OPT=-O1 EXTRA_CFLAGS="$(SAN_FLAGS) $(CLANG_O1)" \
+	NB_TEST_QUICK=1 $(MAKE) BUILD=build-san CC=clang OPT=-O1 EXTRA_CFLAGS="$(SAN_FLAGS) $(CLANG_O1)" \
 	        EXTRA_LDFLAGS="$(SAN_FLAGS)" test
 
 # One after the other, so each suite's closing line stands on its own.
