@@ -27,7 +27,7 @@ CC=${CC:-aarch64-linux-gnu-gcc}
 BUILD=${BUILD:-build-arm64}
 SUBSET="test_conv test_dataset test_dropout test_elementwise test_fast_paths test_gemm test_graph
         test_idx test_image test_lecture test_matmul test_model test_netfile test_optimizer test_pool
-        test_safetensors test_softmax_loss test_training test_views"
+        test_safetensors test_softmax_loss test_training test_views test_loader test_folder"
 
 case "${1:-}" in
     --all) programs=$(ls tests/test_*.c | sed 's|tests/\(.*\)\.c|\1|') ;;
