@@ -779,6 +779,8 @@ typedef struct nb_epoch_report {
     double train_loss;    /* mean over this epoch's batches, weighted by batch size */
     double test_loss;     /* NaN without a test set */
     double test_accuracy; /* in [0, 1]; NaN without a test set */
+    double test_top5;     /* the label among the 5 highest logits, in [0, 1]; NaN
+                             without a test set or with 5 classes or fewer */
     double seconds;       /* training time of this epoch, evaluation excluded */
     double images_per_s;  /* samples / seconds */
     float lr;             /* the learning rate the next step will use */

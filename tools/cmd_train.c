@@ -281,6 +281,7 @@ static void print_epoch(const nb_epoch_report *r, void *user) {
     if (ui->logging) metrics_log_epoch(&ui->log, r);
     printf("epoch %*d/%d  train loss %.4f", r->epochs >= 10 ? 2 : 1, r->epoch, r->epochs, r->train_loss);
     if (!isnan(r->test_loss)) printf("  test loss %.4f  test acc %.2f%%", r->test_loss, 100.0 * r->test_accuracy);
+    if (!isnan(r->test_top5)) printf("  top-5 %.2f%%", 100.0 * r->test_top5);
     if (r->skipped) printf("  skipped %ld non-finite step%s", r->skipped, r->skipped == 1 ? "" : "s");
     printf("  %.0f img/s  %.1f s\n", r->images_per_s, r->seconds);
     fflush(stdout); /* progress shows as it happens, also through a pipe */

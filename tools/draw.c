@@ -124,8 +124,8 @@ void draw_axes_frame(cairo_t *cr, const draw_axes *a, const char *xlabel, const 
     if (title) draw_text(cr, a->x + a->w / 2, a->y - 26, 15, true, 0.5, 0, title);
 }
 
-void draw_legend(cairo_t *cr, const draw_axes *a, int n, const draw_rgb *colors,
-                 const bool *dashed, const char *const *names) {
+void draw_legend(cairo_t *cr, const draw_axes *a, int n, const draw_rgb *colors, bool bottom,
+                 const char *const *names) {
     double row = 18, width = 0;
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
     cairo_set_font_size(cr, 12);
@@ -134,7 +134,8 @@ void draw_legend(cairo_t *cr, const draw_axes *a, int n, const draw_rgb *colors,
         cairo_text_extents(cr, names[i], &e);
         if (e.x_advance > width) width = e.x_advance;
     }
-    double bw = width + 46, bh = n * row + 8, bx = a->x + a->w - bw - 8, by = a->y + 8;
+    double bw = width + 46, bh = n * row + 8, bx = a->x + a->w - bw - 8,
+           by = bottom ? a->y + a->h - bh - 8 : a->y + 8;
     cairo_set_source_rgba(cr, 1, 1, 1, 0.9);
     cairo_rectangle(cr, bx, by, bw, bh);
     cairo_fill_preserve(cr);
@@ -145,11 +146,9 @@ void draw_legend(cairo_t *cr, const draw_axes *a, int n, const draw_rgb *colors,
         double y = by + 4 + row * i + row / 2;
         cairo_set_source_rgb(cr, colors[i].r, colors[i].g, colors[i].b);
         cairo_set_line_width(cr, 2);
-        if (dashed && dashed[i]) cairo_set_dash(cr, (double[]){5, 3}, 2, 0);
         cairo_move_to(cr, bx + 6, y);
         cairo_line_to(cr, bx + 32, y);
         cairo_stroke(cr);
-        cairo_set_dash(cr, NULL, 0, 0);
         cairo_set_source_rgb(cr, 0, 0, 0);
         draw_text(cr, bx + 38, y, 12, false, 0, 0.5, names[i]);
     }

@@ -38,10 +38,10 @@ void draw_axes_frame(cairo_t *cr, const draw_axes *a, const char *xlabel, const 
                      const char *title);
 double draw_px(const draw_axes *a, double x);
 double draw_py(const draw_axes *a, double y);
-/* A legend box in the axes' top-right corner: n entries of colour and name;
- * dashed[i] draws that entry's line dashed. */
-void draw_legend(cairo_t *cr, const draw_axes *a, int n, const draw_rgb *colors,
-                 const bool *dashed, const char *const *names);
+/* A legend box in the axes' top-right corner (bottom-right with bottom):
+ * n entries of colour and name. */
+void draw_legend(cairo_t *cr, const draw_axes *a, int n, const draw_rgb *colors, bool bottom,
+                 const char *const *names);
 /* A sequential colour map from white (t = 0) to dark blue (t = 1). */
 draw_rgb draw_heat(double t);
 
