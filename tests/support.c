@@ -2,8 +2,10 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "support.h"
 
+#include <dirent.h>
 #include <ftw.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <math.h>
@@ -108,6 +110,60 @@ const char *tmp_path(const char *name) {
     k = (k + 1) % 4;
     snprintf(paths[k], sizeof paths[k], "%s/%s", tmpdir, name);
     return paths[k];
+}
+
+void tmp_mkdirs(const char *rel) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
+    for (char *p = path + strlen(tmpdir) + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        mkdir(path, 0755);
+        *p = '/';
+    }
+    mkdir(path, 0755);
+}
+
+void write_bytes(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f) fail_msg("cannot write %s", path);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+const char *tmp_write(const char *rel, const void *data, size_t len) {
+    const char *path = tmp_path(rel);
+    write_bytes(path, data, len);
+    return path;
+}
+
+void assert_no_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) fail_msg("cannot list %s", dir);
+    for (struct dirent *e; (e = readdir(d));)
+        if (strstr(e->d_name, ".tmp.")) fail_msg("temporary file left behind in %s: %s", dir, e->d_name);
+    closedir(d);
+}
+
+uint8_t *read_bytes(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*len ? *len : 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+void tmp_write_pgm(const char *rel, int w, int h, uint8_t value) {
+    assert_true(w > 0 && h > 0 && w * h <= 64 * 64);
+    uint8_t buf[64 + 64 * 64];
+    int head = snprintf((char *)buf, 64, "P5\n%d %d\n255\n", w, h);
+    memset(buf + head, value, (size_t)(w * h));
+    tmp_write(rel, buf, (size_t)head + (size_t)(w * h));
 }
 
 /* ---- counting allocator ------------------------------------------------------- */

@@ -48,6 +48,19 @@ int tmpdir_teardown(void **state);
 void tmpdir_clear(void);
 /* tmpdir/name; the last four results stay valid. */
 const char *tmp_path(const char *name);
+/* mkdir -p tmpdir/rel. */
+void tmp_mkdirs(const char *rel);
+/* Write len bytes to path (tmp_write: to tmpdir/rel, returning tmp_path(rel)),
+ * failing the test on any error. */
+void write_bytes(const char *path, const void *data, size_t len);
+const char *tmp_write(const char *rel, const void *data, size_t len);
+/* Fails the test if an atomic write left a "*.tmp.*" file in dir. */
+void assert_no_temporaries(const char *dir);
+/* A whole file into a malloc'ed buffer (the caller frees it); fails the
+ * test when it cannot be read. */
+uint8_t *read_bytes(const char *path, size_t *len);
+/* tmpdir/rel: a w x h binary PGM (w * h <= 4096) whose every pixel is value. */
+void tmp_write_pgm(const char *rel, int w, int h, uint8_t value);
 
 /* ---- allocation failures --------------------------------------------------
  * An allocator for nb_set_allocator that fails every allocation once
