@@ -509,6 +509,13 @@ typedef struct nb_meta {
     char value[256];
 } nb_meta;
 
+/* Write n bytes of data to path atomically, as every file nabla writes is:
+ * to a temporary file beside it, fsynced, then renamed over path. The
+ * caller keeps data. On failure (NB_ERR_IO naming the path and the reason,
+ * NB_ERR_ARG, NB_ERR_NOMEM) the previous file at path is untouched and no
+ * temporary file is left. */
+nb_status nb_file_write_atomic(const char *path, const void *data, size_t n);
+
 /* Write F32 tensors (I64 for those with i64), little-endian, with optional
  * metadata, atomically. */
 nb_status nb_safetensors_save(const char *path, const nb_named_tensor *tensors, int count,

@@ -5,6 +5,8 @@
 #include <fontconfig/fontconfig.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 void draw_finish(void) {
     cairo_debug_reset_static_data();
@@ -26,15 +28,42 @@ cairo_t *draw_canvas(int w, int h) {
     return cr;
 }
 
+/* The PNG as cairo encodes it, gathered in memory so that it reaches the
+ * disk in one atomic write. */
+typedef struct png_bytes {
+    unsigned char *data;
+    size_t n, cap;
+} png_bytes;
+
+static cairo_status_t gather_png(void *closure, const unsigned char *data, unsigned int n) {
+    png_bytes *b = closure;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1 << 16;
+        while (cap < b->n + n) cap *= 2;
+        unsigned char *grown = realloc(b->data, cap);
+        if (!grown) return CAIRO_STATUS_NO_MEMORY;
+        b->data = grown, b->cap = cap;
+    }
+    memcpy(b->data + b->n, data, n);
+    b->n += n;
+    return CAIRO_STATUS_SUCCESS;
+}
+
 bool draw_save_png(cairo_t *cr, const char *path) {
     cairo_surface_t *s = cairo_get_target(cr);
     cairo_surface_flush(s);
+    png_bytes png = {NULL, 0, 0};
     cairo_status_t st = cairo_status(cr);
-    if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_write_to_png(s, path);
+    if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_write_to_png_stream(s, gather_png, &png);
     cairo_destroy(cr);
-    if (st == CAIRO_STATUS_SUCCESS) return true;
-    cli_error("%s: cannot write the picture: %s", path, cairo_status_to_string(st));
-    return false;
+    bool ok = st == CAIRO_STATUS_SUCCESS;
+    if (!ok) cli_error("%s: cannot draw the picture: %s", path, cairo_status_to_string(st));
+    else if (nb_file_write_atomic(path, png.data, png.n) != NB_OK) {
+        cli_error("%s", nb_last_error());
+        ok = false;
+    }
+    free(png.data);
+    return ok;
 }
 
 void draw_text(cairo_t *cr, double x, double y, double size, bool bold, double ax, double ay,

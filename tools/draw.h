@@ -13,7 +13,9 @@ typedef struct draw_rgb {
 
 /* A white canvas of w x h pixels; NULL after a message. */
 cairo_t *draw_canvas(int w, int h);
-/* Write the canvas as PNG and free it; false after a message naming path. */
+/* Write the canvas as PNG and free it. The file is written atomically
+ * (nb_file_write_atomic): a failed write leaves the previous file at path
+ * as it was. false after a message naming path. */
 bool draw_save_png(cairo_t *cr, const char *path);
 
 /* Release what cairo and fontconfig keep for the process (font caches), so
