@@ -256,3 +256,23 @@ int run_nabla_tty(const char *env, const char *fmt, ...) {
     assert_null(strstr(out_text, "Sanitizer"));
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+/* ---- shell checks ------------------------------------------------------------ */
+
+void assert_script_passes(const char *script) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "sh %s %s >%s/log 2>&1", script, tmpdir, tmpdir);
+    int status = system(cmd);
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+        char log[16384] = "";
+        char path[256];
+        snprintf(path, sizeof path, "%s/log", tmpdir);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            log[fread(log, 1, sizeof log - 1, f)] = '\0';
+            fclose(f);
+        }
+        print_error("%s failed:\n%s\n", script, log);
+    }
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}

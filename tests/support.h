@@ -95,6 +95,10 @@ int run_nabla(const char *fmt, ...) NB_TEST_PRINTF(1, 2);
  * together (single quotes in ARGS are not allowed). */
 int run_nabla_tty(const char *env, const char *fmt, ...) NB_TEST_PRINTF(2, 3);
 
+/* Run `sh SCRIPT tmpdir` from the repository root and fail the test, with
+ * the script's output (its last 16 KB), unless it exits 0. */
+void assert_script_passes(const char *script);
+
 /* Assert a status is NB_OK, printing nb_last_error() if not. */
 #define assert_ok(expr)                                                        \
     do {                                                                       \

@@ -17,7 +17,7 @@ static const char help[] =
     "else the data's) and, up to 20 classes, the confusion matrix (rows: true\n"
     "class, columns: predicted class).\n"
     "\n"
-    "  --model M        lenet5, alexnet, mlp, logreg or a network file\n"
+    "  --model M        lenet5, alexnet, resnet18, mlp, logreg or a network file\n"
     "  --weights W      the weights (.safetensors)\n"
     "  --data DIR       MNIST IDX files, CIFAR-10/100 binaries or an image folder\n"
     "                   (default " NB_FASHION_MNIST_DIR ")\n"

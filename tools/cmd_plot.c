@@ -11,7 +11,7 @@
 #include <string.h>
 
 static const char help[] =
-    "usage: nabla plot LOG --out FILE.png [--title T]\n"
+    "usage: nabla plot LOG --out FILE.png [--title T] [--width W]\n"
     "\n"
     "Draw the curves of a `nabla train --log` file (.csv or .jsonl): train and\n"
     "test loss, and test accuracy (and top-5 accuracy where the log has it)\n"

@@ -13,7 +13,7 @@ static const char help[] =
     "Print each layer of a model with its output shape for one image, its\n"
     "parameter count and its multiply-adds, then the totals.\n"
     "\n"
-    "  --model M        lenet5, alexnet, mlp, logreg or a network file\n"
+    "  --model M        lenet5, alexnet, resnet18, mlp, logreg or a network file\n"
     "  --input CxHxW    the image size to build the model for (default: the\n"
     "                   model's own, e.g. 3x224x224 for alexnet)\n"
     "  --json           print one JSON object instead of the table\n"
