@@ -236,6 +236,15 @@ int run_nabla(const char *fmt, ...) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+void expect(const char *text, const char *needle) {
+    if (!strstr(text, needle)) {
+        const char *other = text == out_text ? err_text : text == err_text ? out_text : NULL;
+        print_error("expected '%s' in:\n%s\n", needle, text);
+        if (other) print_error("(the other stream:\n%s)\n", other);
+    }
+    assert_non_null(strstr(text, needle));
+}
+
 int run_nabla_tty(const char *env, const char *fmt, ...) {
     char args[2048], cmd[4096];
     va_list ap;

@@ -90,6 +90,17 @@ extern char nabla_path[256];
 extern char out_text[1 << 16], err_text[1 << 16];
 int nabla_setup(void **state);
 int run_nabla(const char *fmt, ...) NB_TEST_PRINTF(1, 2);
+/* Fail the test unless needle is in text; for out_text or err_text the
+ * message shows the other stream too. */
+void expect(const char *text, const char *needle);
+/* run_nabla(...), asserting its exit code and that needle is in stream. */
+#define EXPECT_RUN(code, stream, needle, ...)                                                   \
+    do {                                                                                        \
+        int rc_ = run_nabla(__VA_ARGS__);                                                       \
+        if (rc_ != (code)) print_error("exit %d, expected %d; stderr:\n%s\n", rc_, (code), err_text); \
+        assert_int_equal(rc_, (code));                                                          \
+        expect(stream, needle);                                                                 \
+    } while (0)
 /* run_nabla in a pseudo-terminal (script(1)), with env ("NO_COLOR=1", may be
  * NULL) set: out_text gets what the terminal shows, stdout and stderr
  * together (single quotes in ARGS are not allowed). */

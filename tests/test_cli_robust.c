@@ -216,13 +216,6 @@ static int run(const char *tag, const char *fmt, ...) {
     return finish(&c);
 }
 
-static void expect(const char *stream, const char *needle) {
-    if (!strstr(stream, needle))
-        print_error("expected '%s' in:\n%s\n(other stream:\n%s)\n", needle, stream,
-                    stream == out_text ? err_text : out_text);
-    assert_non_null(strstr(stream, needle));
-}
-
 static void expect_code(int got, int want) {
     if (got != want) print_error("exit %d, expected %d; stderr:\n%s\n", got, want, err_text);
     assert_int_equal(got, want);

@@ -13,11 +13,6 @@
 #include <string.h>
 #include <sys/resource.h>
 
-static void expect(const char *text, const char *needle) {
-    if (!strstr(text, needle)) print_error("expected '%s' in:\n%s\n", needle, text);
-    assert_non_null(strstr(text, needle));
-}
-
 /* Width and height from a PNG's IHDR chunk. */
 static void png_size(const char *path, int *w, int *h) {
     unsigned char b[24];
