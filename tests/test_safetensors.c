@@ -487,6 +487,38 @@ static void test_atomic_write(void **s) {
     rmdir(dir);
 }
 
+/* nb_file_write_atomic, the writer behind every file nabla writes, on its
+ * own: bytes in place, a failure that keeps the previous file, bad
+ * arguments. */
+static void test_file_write_atomic(void **s) {
+    (void)s;
+    const char *path = tmp_path("bytes.bin");
+    assert_ok(nb_file_write_atomic(path, "first", 5));
+    assert_ok(nb_file_write_atomic(path, "second!", 7));
+    size_t n;
+    uint8_t *got = read_bytes(path, &n);
+    assert_int_equal(n, 7);
+    assert_memory_equal(got, "second!", 7);
+    free(got);
+    assert_ok(nb_file_write_atomic(path, NULL, 0)); /* an empty file */
+    got = read_bytes(path, &n);
+    assert_int_equal(n, 0);
+    free(got);
+    assert_ok(nb_file_write_atomic(path, "kept", 4));
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/missing/bytes.bin", tmpdir);
+    assert_int_equal(nb_file_write_atomic(dir, "x", 1), NB_ERR_IO);
+    assert_non_null(strstr(nb_last_error(), dir));
+    assert_int_equal(nb_file_write_atomic(NULL, "x", 1), NB_ERR_ARG);
+    assert_int_equal(nb_file_write_atomic(path, NULL, 1), NB_ERR_ARG);
+    assert_int_equal(nb_file_write_atomic("", "x", 1), NB_ERR_ARG);
+    got = read_bytes(path, &n);
+    assert_int_equal(n, 4);
+    assert_memory_equal(got, "kept", 4);
+    free(got);
+    assert_no_temporaries(tmpdir);
+}
+
 static void test_bad_arguments(void **s) {
     (void)s;
     float x[2] = {1, 2};
@@ -586,6 +618,7 @@ int main(void) {
         cmocka_unit_test(test_many_mismatches),
         cmocka_unit_test(test_dtype_conversion),
         cmocka_unit_test(test_atomic_write),
+        cmocka_unit_test(test_file_write_atomic),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_long_metadata),
         cmocka_unit_test(test_allocation_failures),
