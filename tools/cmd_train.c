@@ -454,6 +454,8 @@ static int run(train_args *t, nb_model *m) {
         nb_optimizer_free(opt);
         nb_dataset_free(&train);
         nb_dataset_free(&test);
+        nb_dataset_info_free(&train_info);
+        nb_dataset_info_free(&test_info);
         return EXIT_RUNTIME;
     }
     /* Caught from before the header line: a signal from then on stops the
