@@ -7,10 +7,11 @@
  * or one JSON object a line with those keys (null where CSV leaves a field
  * empty). test_top5 is empty with 5 classes or fewer. A CSV file is read
  * by its header's column names, so logs of older versions (without
- * test_top5) still plot. A step record's train loss is the mean over the steps since the
- * previous step record of its epoch, and its epoch is fractional (the share
- * of the epoch done); an epoch record's are the epoch's mean and number.
- * Each record is flushed as it is written, so a killed run loses none. */
+ * test_top5) still plot. A step record's train loss is the mean over the
+ * steps since the previous step record of its epoch, and its epoch is
+ * fractional (the share of the epoch done); an epoch record's are the
+ * epoch's mean and number. Each record is flushed as it is written, so a
+ * killed run loses none. */
 #include "metrics_log.h"
 #include "cli.h"
 
