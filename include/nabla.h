@@ -2,7 +2,8 @@
  * nabla.h — the whole public API of nabla, a C11 library for training and
  * running convolutional networks.
  *
- * A worked example (it is compiled by tests/test_header_example.c): build
+ * A worked example (`make tests` cuts it out of this comment and compiles
+ * it as build/tests/header_example): build
  * J = cos(sin(x^2) + 3x^2), evaluate it at x = 0.5 and read dJ/dx.
  *
  *     #include <nabla.h>
@@ -135,6 +136,7 @@ typedef struct nb_tensor {
     float *data; /* numel floats, row-major; owned by whoever made the tensor */
 } nb_tensor;
 
+/* The product of t's dims (1 for ndim 0). */
 size_t nb_tensor_numel(const nb_tensor *t);
 /* Writes "[2, 3, 4]" into buf (always NUL-terminated); returns buf. */
 const char *nb_shape_str(const nb_tensor *t, char *buf, size_t size);
@@ -145,8 +147,10 @@ typedef struct nb_rng {
     uint64_t s[2];
 } nb_rng;
 
+/* The generator is a plain value the caller owns (no allocation, nothing to
+ * free, no failure); one generator is not for two threads at once. */
 void nb_rng_seed(nb_rng *rng, uint64_t seed);
-uint32_t nb_rng_u32(nb_rng *rng);
+uint32_t nb_rng_u32(nb_rng *rng);                /* 32 uniform bits */
 float nb_rng_uniform(nb_rng *rng);               /* in [0, 1) */
 float nb_rng_normal(nb_rng *rng);                /* mean 0, std 1 */
 uint32_t nb_rng_below(nb_rng *rng, uint32_t n);  /* uniform in [0, n), n > 0 */
@@ -242,12 +246,21 @@ typedef struct nb_node_profile {
     long forward_calls, backward_calls;
 } nb_node_profile;
 
+/* Turn profiling on (zeroing every node's counters) or off. */
 void nb_graph_profile(nb_graph *g, int on);
+/* A node's counters, by value (all zero for a node never profiled). */
 nb_node_profile nb_node_profile_of(const nb_node *n);
 
 /* ------------------------------------------------------------------------ */
 /* Operators                                                                 */
 /* ------------------------------------------------------------------------ */
+
+/* Every builder below returns a new node owned by g (freed with it), or
+ * NULL after the message: NB_ERR_SHAPE naming the operator and both shapes,
+ * NB_ERR_ARG for a bad attribute or a NULL input, NB_ERR_NOMEM. The graph
+ * keeps its first error (nb_graph_status) and refuses further nodes, so a
+ * chain of builders is checked once, at its end. Values are computed by
+ * nb_forward, not here. */
 
 /* Elementwise binary: b has a's shape, or is a vector of a.shape[1] entries
  * (one per feature or channel) broadcast along the batch and spatial axes. */
@@ -591,6 +604,13 @@ typedef struct nb_meta {
     char value[256];
 } nb_meta;
 
+/* Write n bytes of data to path atomically, as every file nabla writes is:
+ * to a temporary file beside it, fsynced, then renamed over path. The
+ * caller keeps data. On failure (NB_ERR_IO naming the path and the reason,
+ * NB_ERR_ARG, NB_ERR_NOMEM) the previous file at path is untouched and no
+ * temporary file is left. */
+nb_status nb_file_write_atomic(const char *path, const void *data, size_t n);
+
 /* Write F32 tensors (I64 for those with i64), little-endian, with optional
  * metadata, atomically. */
 nb_status nb_safetensors_save(const char *path, const nb_named_tensor *tensors, int count,
@@ -647,20 +667,24 @@ typedef struct nb_optimizer nb_optimizer;
 /* torch.optim's defaults for the kind: lr 0.01 (SGD) or 0.001 (Adam, AdamW),
  * betas (0.9, 0.999), eps 1e-8, AdamW weight decay 0.01, constant schedule. */
 nb_optimizer_opts nb_optimizer_defaults(nb_optimizer_kind kind);
-/* Checks the options (a negative lr, nesterov without momentum, ... are
- * NB_ERR_ARG with a message naming the option). */
+/* An optimizer for a parameter block of n_params floats, owned by the
+ * caller (nb_optimizer_free). Checks the options: a negative lr, nesterov
+ * without momentum, ... give NULL with a message naming the option (also
+ * NULL when out of memory). */
 nb_optimizer *nb_optimizer_new(const nb_optimizer_opts *opts, size_t n_params);
 /* Frees the optimizer and its state; NULL is ignored. */
 void nb_optimizer_free(nb_optimizer *opt);
-/* One update of params from grads (grads may be scaled in place by
- * clipping). Uses the schedule's lr for the current step, then advances it. */
+/* One update of params from grads, both n_params floats the caller owns
+ * (grads may be scaled in place by clipping). Uses the schedule's lr for the
+ * current step, then advances it. NB_ERR_ARG for NULL buffers. */
 nb_status nb_optimizer_step(nb_optimizer *opt, float *params, float *grads);
-/* The learning rate the next step will use. */
+/* The learning rate the next step will use, and the steps taken so far. */
 float nb_optimizer_lr(const nb_optimizer *opt);
 uint64_t nb_optimizer_steps(const nb_optimizer *opt);
 /* The optimizer's state for checkpoints: up to two buffers of n_params
  * floats (momentum; or Adam's first and second moments), NULL where unused,
- * and the step count. Setting the step restores a resumed run. */
+ * owned by the optimizer and writable (a resumed run fills them), and the
+ * step count. Setting the step restores a resumed run. */
 void nb_optimizer_state(nb_optimizer *opt, float **buf0, float **buf1);
 void nb_optimizer_set_steps(nb_optimizer *opt, uint64_t steps);
 /* Exclude params[begin, end) from weight decay (torch: a parameter group
@@ -766,6 +790,9 @@ typedef struct nb_model_config {
 
 /* A finished, initialised model: one of the built-ins, or the path of a
  * network file (anything that is not a built-in name). cfg may be NULL.
+ * The caller owns it (nb_model_free); NULL on failure, with the message
+ * (an unknown name, a file that cannot be read or parsed, a shape the
+ * layers cannot take, NB_ERR_NOMEM).
  *   logreg   1x28x28 -> flatten -> fc (784 -> classes)
  *   mlp      1x28x28 -> flatten -> fc1 (784 -> hidden) -> sigmoid -> fc2
  *   lenet5   1x28x28 -> conv1 6@5x5 pad 2 -> relu -> maxpool 2 -> conv2 16@5x5
@@ -796,9 +823,14 @@ nb_model *nb_model_create(const char *name_or_path, const nb_model_config *cfg);
  * two shapes that differ is an error naming the line (and both shapes). cfg->classes, when set, must equal the network's
  * output; cfg->hidden is ignored. Every error names the source and line:
  * "net.txt:4: conv2d: unknown option 'kernal'". */
+/* Both return a finished model the caller owns (nb_model_free), or NULL
+ * after the message; source names the text in messages. */
 nb_model *nb_model_parse(const char *text, const char *source, const nb_model_config *cfg);
 nb_model *nb_model_parse_file(const char *path, const nb_model_config *cfg);
 
+/* The model's graph, name and head nodes, owned by the model and valid
+ * until nb_model_free. The head nodes (labels, logits, probabilities,
+ * loss) are NULL before nb_model_finish. */
 nb_graph *nb_model_graph(const nb_model *m);
 const char *nb_model_name(const nb_model *m);
 nb_node *nb_model_input(const nb_model *m);
@@ -819,19 +851,24 @@ nb_status nb_model_set_normalization(nb_model *m, int channels, const float *mea
 /* The channel count (0: none) and the two arrays, which stay the model's. */
 int nb_model_normalization(const nb_model *m, const float **mean, const float **std);
 
-/* Weights as safetensors under the parameters' names, with the model's name
- * and normalisation in the metadata. Loading checks every name and shape
- * and reports all mismatches in one message; extra tensors are an error,
- * except in a checkpoint written by nb_train, whose weights load with its
- * optimizer state left aside. */
+/* Weights as safetensors under the parameters' names, with the model's name,
+ * normalisation and class names in the metadata, written atomically (a
+ * failed write, NB_ERR_IO, leaves the previous file). Loading checks every
+ * name and shape and reports all mismatches in one message (NB_ERR_FORMAT;
+ * NB_ERR_IO for a file that cannot be read), changing nothing in m then;
+ * extra tensors are an error, except in a checkpoint written by nb_train,
+ * whose weights load with its optimizer state left aside. */
 nb_status nb_model_save(const nb_model *m, const char *path);
+nb_status nb_model_load(nb_model *m, const char *path);
 
 /* A model's class names, one per class in label order (n 0 clears them).
+ * The names are copied. NB_ERR_ARG, changing nothing, when n is not the
+ * class count or a name is empty, over 200 bytes or holds a line break.
  * nb_model_save writes them into the weights' metadata and nb_model_load
- * reads them back; nb_model_class_name is NULL when there are none. */
+ * reads them back; nb_model_class_name is NULL when there are none (or k is
+ * out of range), else a string the model owns. */
 nb_status nb_model_set_class_names(nb_model *m, int n, const char *const *names);
 const char *nb_model_class_name(const nb_model *m, int k);
-nb_status nb_model_load(nb_model *m, const char *path);
 
 /* One step in train mode: feed x (batch samples) and labels (batch class
  * indices as floats, checked to be below the class count), forward,
@@ -861,6 +898,8 @@ typedef struct nb_epoch_report {
     double train_loss;    /* mean over this epoch's batches, weighted by batch size */
     double test_loss;     /* NaN without a test set */
     double test_accuracy; /* in [0, 1]; NaN without a test set */
+    double test_top5;     /* the label among the 5 highest logits, in [0, 1]; NaN
+                             without a test set or with 5 classes or fewer */
     double seconds;       /* training time of this epoch, evaluation excluded */
     double images_per_s;  /* samples / seconds */
     float lr;             /* the learning rate the next step will use */
@@ -946,7 +985,12 @@ nb_train_opts nb_train_defaults(void);
 /* Train on `train`, checking first that its images have the model's input
  * size and its labels are below the model's class count, and that the
  * weights to start from are finite. Weights that are not finite at the end
- * (an update that overflowed) are NB_ERR_NONFINITE. */
+ * (an update that overflowed) are NB_ERR_NONFINITE. The model, optimizer,
+ * data and opts stay the caller's; nb_train keeps no pointer to them after
+ * it returns. Other failures: NB_ERR_ARG (bad opts), NB_ERR_SHAPE (data that
+ * does not fit the model), NB_ERR_IO / NB_ERR_FORMAT (checkpoint or resume
+ * file), NB_ERR_NONFINITE (a step, unless skip_nonfinite), NB_ERR_STOPPED,
+ * NB_ERR_NOMEM; the message names the epoch and step where it happened. */
 nb_status nb_train(nb_model *m, nb_optimizer *opt, const nb_dataset *train,
                    const nb_train_opts *opts);
 
@@ -960,8 +1004,11 @@ typedef struct nb_eval_result {
 
 /* Evaluate in eval mode with the model's normalisation, in batches of
  * `batch` (0: about 16 MB of input at a time, at most 1000). confusion (may
- * be NULL) receives classes x classes counts: row = true class, column =
- * predicted class. */
+ * be NULL) is the caller's array of classes x classes counts, overwritten:
+ * row = true class, column = predicted class. NB_ERR_SHAPE when the data
+ * does not fit the model (named both), NB_ERR_ARG for a bad batch or an
+ * unfinished model, NB_ERR_NOMEM; *result is filled only on success. The
+ * model's graph is left in eval mode. */
 nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
                       size_t *confusion);
 /* nb_evaluate, calling fn(progress, user) after each batch (fn may be NULL). */
@@ -984,7 +1031,9 @@ typedef struct nb_gradcheck_result {
 /* Compare the analytic gradient of scalar `loss` with respect to every
  * parameter and every input marked nb_requires_grad against central finite
  * differences with step eps. Inputs must already be fed. Leaves the graph
- * evaluated at the unperturbed point, with its gradients. */
+ * evaluated at the unperturbed point, with its gradients. Fails as
+ * nb_forward and nb_backward do, and NB_ERR_ARG for eps <= 0 or a NULL
+ * result; result's node pointer belongs to g. */
 nb_status nb_gradcheck(nb_graph *g, nb_node *loss, double eps, nb_gradcheck_result *result);
 
 #ifdef __cplusplus

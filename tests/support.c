@@ -2,8 +2,10 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "support.h"
 
+#include <dirent.h>
 #include <ftw.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <math.h>
@@ -110,6 +112,60 @@ const char *tmp_path(const char *name) {
     return paths[k];
 }
 
+void tmp_mkdirs(const char *rel) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
+    for (char *p = path + strlen(tmpdir) + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        mkdir(path, 0755);
+        *p = '/';
+    }
+    mkdir(path, 0755);
+}
+
+void write_bytes(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (!f) fail_msg("cannot write %s", path);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+const char *tmp_write(const char *rel, const void *data, size_t len) {
+    const char *path = tmp_path(rel);
+    write_bytes(path, data, len);
+    return path;
+}
+
+void assert_no_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) fail_msg("cannot list %s", dir);
+    for (struct dirent *e; (e = readdir(d));)
+        if (strstr(e->d_name, ".tmp.")) fail_msg("temporary file left behind in %s: %s", dir, e->d_name);
+    closedir(d);
+}
+
+uint8_t *read_bytes(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*len ? *len : 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
+
+void tmp_write_pgm(const char *rel, int w, int h, uint8_t value) {
+    assert_true(w > 0 && h > 0 && w * h <= 64 * 64);
+    uint8_t buf[64 + 64 * 64];
+    int head = snprintf((char *)buf, 64, "P5\n%d %d\n255\n", w, h);
+    memset(buf + head, value, (size_t)(w * h));
+    tmp_write(rel, buf, (size_t)head + (size_t)(w * h));
+}
+
 /* ---- counting allocator ------------------------------------------------------- */
 
 long alloc_budget = -1, live_allocs;
@@ -180,6 +236,15 @@ int run_nabla(const char *fmt, ...) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+void expect(const char *text, const char *needle) {
+    if (!strstr(text, needle)) {
+        const char *other = text == out_text ? err_text : text == err_text ? out_text : NULL;
+        print_error("expected '%s' in:\n%s\n", needle, text);
+        if (other) print_error("(the other stream:\n%s)\n", other);
+    }
+    assert_non_null(strstr(text, needle));
+}
+
 int run_nabla_tty(const char *env, const char *fmt, ...) {
     char args[2048], cmd[4096];
     va_list ap;
@@ -199,4 +264,24 @@ int run_nabla_tty(const char *env, const char *fmt, ...) {
     if (strstr(out_text, "Sanitizer")) print_error("nabla %s:\n%s\n", args, out_text);
     assert_null(strstr(out_text, "Sanitizer"));
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- shell checks ------------------------------------------------------------ */
+
+void assert_script_passes(const char *script) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "sh %s %s >%s/log 2>&1", script, tmpdir, tmpdir);
+    int status = system(cmd);
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+        char log[16384] = "";
+        char path[256];
+        snprintf(path, sizeof path, "%s/log", tmpdir);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            log[fread(log, 1, sizeof log - 1, f)] = '\0';
+            fclose(f);
+        }
+        print_error("%s failed:\n%s\n", script, log);
+    }
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }

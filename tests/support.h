@@ -48,6 +48,19 @@ int tmpdir_teardown(void **state);
 void tmpdir_clear(void);
 /* tmpdir/name; the last four results stay valid. */
 const char *tmp_path(const char *name);
+/* mkdir -p tmpdir/rel. */
+void tmp_mkdirs(const char *rel);
+/* Write len bytes to path (tmp_write: to tmpdir/rel, returning tmp_path(rel)),
+ * failing the test on any error. */
+void write_bytes(const char *path, const void *data, size_t len);
+const char *tmp_write(const char *rel, const void *data, size_t len);
+/* Fails the test if an atomic write left a "*.tmp.*" file in dir. */
+void assert_no_temporaries(const char *dir);
+/* A whole file into a malloc'ed buffer (the caller frees it); fails the
+ * test when it cannot be read. */
+uint8_t *read_bytes(const char *path, size_t *len);
+/* tmpdir/rel: a w x h binary PGM (w * h <= 4096) whose every pixel is value. */
+void tmp_write_pgm(const char *rel, int w, int h, uint8_t value);
 
 /* ---- allocation failures --------------------------------------------------
  * An allocator for nb_set_allocator that fails every allocation once
@@ -77,10 +90,25 @@ extern char nabla_path[256];
 extern char out_text[1 << 16], err_text[1 << 16];
 int nabla_setup(void **state);
 int run_nabla(const char *fmt, ...) NB_TEST_PRINTF(1, 2);
+/* Fail the test unless needle is in text; for out_text or err_text the
+ * message shows the other stream too. */
+void expect(const char *text, const char *needle);
+/* run_nabla(...), asserting its exit code and that needle is in stream. */
+#define EXPECT_RUN(code, stream, needle, ...)                                                   \
+    do {                                                                                        \
+        int rc_ = run_nabla(__VA_ARGS__);                                                       \
+        if (rc_ != (code)) print_error("exit %d, expected %d; stderr:\n%s\n", rc_, (code), err_text); \
+        assert_int_equal(rc_, (code));                                                          \
+        expect(stream, needle);                                                                 \
+    } while (0)
 /* run_nabla in a pseudo-terminal (script(1)), with env ("NO_COLOR=1", may be
  * NULL) set: out_text gets what the terminal shows, stdout and stderr
  * together (single quotes in ARGS are not allowed). */
 int run_nabla_tty(const char *env, const char *fmt, ...) NB_TEST_PRINTF(2, 3);
+
+/* Run `sh SCRIPT tmpdir` from the repository root and fail the test, with
+ * the script's output (its last 16 KB), unless it exits 0. */
+void assert_script_passes(const char *script);
 
 /* Assert a status is NB_OK, printing nb_last_error() if not. */
 #define assert_ok(expr)                                                        \

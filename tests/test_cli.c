@@ -16,31 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void expect(const char *stream, const char *needle) {
-    if (!strstr(stream, needle))
-        print_error("expected '%s' in:\n%s\n(other stream:\n%s)\n", needle, stream,
-                    stream == out_text ? err_text : out_text);
-    assert_non_null(strstr(stream, needle));
-}
-
-#define EXPECT_RUN(code, stream, needle, ...)                                     \
-    do {                                                                          \
-        int rc_ = run_nabla(__VA_ARGS__);                                               \
-        if (rc_ != (code)) print_error("exit %d, expected %d; stderr:\n%s\n", rc_, (code), err_text); \
-        assert_int_equal(rc_, (code));                                            \
-        expect(stream, needle);                                              \
-    } while (0)
-
 static bool exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
-}
-
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    fwrite(data, 1, n, f);
-    fclose(f);
 }
 
 /* A binary PGM of a t10k image, so predict has something real to read. */
@@ -105,14 +83,14 @@ static void test_failures_exit_1_without_output(void **s) {
     assert_false(exists(out));
     /* Garbage where weights should be. */
     const char *junk = tmp_path("junk.safetensors");
-    write_file(junk, "this is not a safetensors file at all", 38);
+    write_bytes(junk, "this is not a safetensors file at all", 38);
     EXPECT_RUN(1, err_text, "junk.safetensors", "train --model logreg --init %s --steps 1 --save %s", junk, out);
     assert_false(exists(out));
     EXPECT_RUN(1, err_text, "junk.safetensors", "eval --model logreg --weights %s", junk);
     EXPECT_RUN(1, err_text, "junk.safetensors", "predict --model logreg --weights %s x.pgm", junk);
     /* A network file with a mistake names its line. */
     const char *net = tmp_path("bad.net");
-    write_file(net, "input 1 28 28\nflatten\nlinear out=10 kernel=3\n", 45);
+    write_bytes(net, "input 1 28 28\nflatten\nlinear out=10 kernel=3\n", 45);
     EXPECT_RUN(1, err_text, "bad.net:3: linear: unknown option 'kernel'", "train --model %s --steps 1", net);
     /* AlexNet takes 3x224x224 images, not Fashion-MNIST's. */
     EXPECT_RUN(2, err_text, "3x224x224", "train --model alexnet --classes 10 --steps 1 --no-test --save %s", out);

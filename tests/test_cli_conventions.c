@@ -6,11 +6,6 @@
 
 #include <string.h>
 
-static void expect(const char *text, const char *needle) {
-    if (!strstr(text, needle)) print_error("expected '%s' in:\n%s\n", needle, text);
-    assert_non_null(strstr(text, needle));
-}
-
 static void test_did_you_mean(void **s) {
     (void)s;
     assert_int_equal(run_nabla("trian --model lenet5"), 2);

@@ -9,12 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static void expect(const char *stream, const char *needle) {
-    if (!strstr(stream, needle))
-        print_error("expected '%s' in:\n%s\n(stderr:\n%s)\n", needle, stream, err_text);
-    assert_non_null(strstr(stream, needle));
-}
-
 static void test_train_and_eval_batchnorm_network(void **s) {
     (void)s;
     const char *w = tmp_path("fashion_bn.safetensors");

@@ -99,22 +99,6 @@ static void copy_file(const char *from, const char *to) {
     free(bytes);
 }
 
-/* Temporaries an atomic write left in dir. */
-static int temporaries(const char *dir) {
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, ".tmp.") != NULL;
-    closedir(d);
-    return n;
-}
-
-static void assert_no_temporaries(const char *dir) {
-    int n = temporaries(dir);
-    if (n) print_error("%d temporary files left in %s\n", n, dir);
-    assert_int_equal(n, 0);
-}
-
 static void put_be32(FILE *f, uint32_t v) {
     unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8),
                           (unsigned char)v};
@@ -230,13 +214,6 @@ static int run(const char *tag, const char *fmt, ...) {
     va_end(ap);
     child c = start(tag, NULL, 0, "%s", line);
     return finish(&c);
-}
-
-static void expect(const char *stream, const char *needle) {
-    if (!strstr(stream, needle))
-        print_error("expected '%s' in:\n%s\n(other stream:\n%s)\n", needle, stream,
-                    stream == out_text ? err_text : out_text);
-    assert_non_null(strstr(stream, needle));
 }
 
 static void expect_code(int got, int want) {

@@ -10,35 +10,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static void mkdirs(const char *rel) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
-    for (char *p = path + strlen(tmpdir) + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        mkdir(path, 0755);
-        *p = '/';
-    }
-    mkdir(path, 0755);
-}
-
-static void write_file(const char *rel, const void *data, size_t len) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, rel);
-    FILE *f = fopen(path, "wb");
-    if (!f) fail_msg("cannot write %s", path);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
-/* A w x h PGM whose every pixel is `value`. */
-static void write_pgm(const char *rel, int w, int h, uint8_t value) {
-    uint8_t buf[64 + 64 * 64];
-    int head = snprintf((char *)buf, 64, "P5\n%d %d\n255\n", w, h);
-    memset(buf + head, value, (size_t)(w * h));
-    write_file(rel, buf, (size_t)head + (size_t)(w * h));
-}
-
 /* Sample i's bytes as a batch would see them (a folder's are decoded
  * when read). */
 static uint8_t *sample_bytes(const nb_dataset *d, int i) {
@@ -60,16 +31,16 @@ static nb_dataset_opts gray(int size) {
  * folder, upper-case extensions and files that are not images. */
 static void write_tree(void) {
     tmpdir_clear();
-    mkdirs("data/train/dog/more");
-    mkdirs("data/train/cat");
-    mkdirs("data/val/dog");
-    write_pgm("data/train/dog/b.pgm", 8, 8, 20);
-    write_pgm("data/train/dog/a.PGM", 8, 8, 10);
-    write_pgm("data/train/dog/more/c.pgm", 8, 8, 30);
-    write_pgm("data/train/cat/z.pgm", 16, 12, 40); /* resized and cropped */
-    write_file("data/train/cat/notes.txt", "hi", 2);
-    write_file("data/train/cat/.DS_Store", "x", 1);
-    write_pgm("data/val/dog/v.pgm", 8, 8, 50);
+    tmp_mkdirs("data/train/dog/more");
+    tmp_mkdirs("data/train/cat");
+    tmp_mkdirs("data/val/dog");
+    tmp_write_pgm("data/train/dog/b.pgm", 8, 8, 20);
+    tmp_write_pgm("data/train/dog/a.PGM", 8, 8, 10);
+    tmp_write_pgm("data/train/dog/more/c.pgm", 8, 8, 30);
+    tmp_write_pgm("data/train/cat/z.pgm", 16, 12, 40); /* resized and cropped */
+    tmp_write("data/train/cat/notes.txt", "hi", 2);
+    tmp_write("data/train/cat/.DS_Store", "x", 1);
+    tmp_write_pgm("data/val/dog/v.pgm", 8, 8, 50);
 }
 
 static void test_image_folder(void **s) {
@@ -134,19 +105,19 @@ static void test_folder_errors(void **s) {
     nb_dataset_opts o = gray(8);
     /* A class in val/ that train/ lacks. */
     write_tree();
-    mkdirs("data/val/bird");
-    write_pgm("data/val/bird/x.pgm", 8, 8, 1);
+    tmp_mkdirs("data/val/bird");
+    tmp_write_pgm("data/val/bird/x.pgm", 8, 8, 1);
     expect_open_fails(tmp_path("data"), "test", &o, NB_ERR_FORMAT,
                       "val/bird: class 'bird' is not a class of");
     /* An empty class folder (only a non-image in it). */
     write_tree();
-    mkdirs("data/train/emu");
-    write_file("data/train/emu/readme.md", "x", 1);
+    tmp_mkdirs("data/train/emu");
+    tmp_write("data/train/emu/readme.md", "x", 1);
     expect_open_fails(tmp_path("data"), "train", &o, NB_ERR_FORMAT,
                       "train/emu: empty class folder");
     /* A corrupt image stops the batch that reads it, with its path... */
     write_tree();
-    write_file("data/train/cat/bad.jpg", "\xff\xd8\xff\xe0 not really", 15);
+    tmp_write("data/train/cat/bad.jpg", "\xff\xd8\xff\xe0 not really", 15);
     nb_dataset d;
     nb_dataset_info info;
     float x[5 * 64], y[5];
@@ -193,8 +164,8 @@ static void test_folder_errors(void **s) {
     snprintf(path, sizeof path, "rm -rf %s/data/val", tmpdir);
     assert_int_equal(system(path), 0);
     expect_open_fails(tmp_path("data"), "test", &o, NB_ERR_FORMAT, "neither val/ nor test/");
-    mkdirs("data/test/cat");
-    write_pgm("data/test/cat/t.pgm", 8, 8, 60);
+    tmp_mkdirs("data/test/cat");
+    tmp_write_pgm("data/test/cat/t.pgm", 8, 8, 60);
     assert_ok(nb_dataset_open(tmp_path("data"), "test", &o, &d, &info));
     assert_int_equal(d.labels[0], 0);
     assert_non_null(strstr(info.layout, "test/"));
@@ -213,9 +184,9 @@ static void test_many_classes(void **s) {
     char rel[128];
     for (int c = 0; c < 300; c++) {
         snprintf(rel, sizeof rel, "many/train/n%03d", c);
-        mkdirs(rel);
+        tmp_mkdirs(rel);
         snprintf(rel, sizeof rel, "many/train/n%03d/x.pgm", c);
-        write_pgm(rel, 4, 4, (uint8_t)c);
+        tmp_write_pgm(rel, 4, 4, (uint8_t)c);
     }
     nb_dataset_opts o = gray(4);
     nb_dataset d;
@@ -233,7 +204,7 @@ static void test_many_classes(void **s) {
 static void test_nothing_found(void **s) {
     (void)s;
     tmpdir_clear();
-    mkdirs("empty");
+    tmp_mkdirs("empty");
     nb_dataset_opts o = gray(8);
     expect_open_fails(tmp_path("empty"), "train", &o, NB_ERR_FORMAT, "no data set found: looked for MNIST IDX");
     assert_non_null(strstr(nb_last_error(), "data_batch_1.bin"));
@@ -257,14 +228,14 @@ static void write_cifar(const char *rel, int n, int label_bytes, const uint8_t *
         for (int c = 0; c < 3; c++)
             memset(buf + (size_t)i * rec + (size_t)label_bytes + (size_t)c * 1024, i + c, 1024);
     }
-    write_file(rel, buf, (size_t)n * rec);
+    tmp_write(rel, buf, (size_t)n * rec);
     free(buf);
 }
 
 static void test_cifar10(void **s) {
     (void)s;
     tmpdir_clear();
-    mkdirs("c10");
+    tmp_mkdirs("c10");
     uint8_t labels[3] = {9, 0, 4};
     char name[64];
     for (int k = 1; k <= 5; k++) {
@@ -309,7 +280,7 @@ static void test_cifar10(void **s) {
     expect_open_fails(tmp_path("c10"), "train", NULL, NB_ERR_FORMAT,
                       "data_batch_3.bin: label 10 of record 1 (byte offset 3073) is not below 10");
     /* A file that is not whole records. */
-    write_file("c10/data_batch_3.bin", "\x01", 1);
+    tmp_write("c10/data_batch_3.bin", "\x01", 1);
     expect_open_fails(tmp_path("c10"), "train", NULL, NB_ERR_FORMAT,
                       "data_batch_3.bin: 1 bytes is not a whole number of 3073-byte CIFAR-10 records");
     /* A missing batch. */
@@ -320,13 +291,13 @@ static void test_cifar10(void **s) {
 static void test_cifar100(void **s) {
     (void)s;
     tmpdir_clear();
-    mkdirs("c100/cifar-100-binary");
+    tmp_mkdirs("c100/cifar-100-binary");
     uint8_t labels[4] = {19, 99, 0, 5}; /* coarse, fine per record */
     write_cifar("c100/cifar-100-binary/train.bin", 2, 2, labels);
     write_cifar("c100/cifar-100-binary/test.bin", 1, 2, labels + 2);
     char names[20 * 8 + 1] = "";
     for (int i = 0; i < 20; i++) snprintf(names + strlen(names), 9, "group%02d\n", i);
-    write_file("c100/cifar-100-binary/coarse_label_names.txt", names, strlen(names));
+    tmp_write("c100/cifar-100-binary/coarse_label_names.txt", names, strlen(names));
     nb_dataset d;
     nb_dataset_info info;
     assert_ok(nb_dataset_open(tmp_path("c100"), "train", NULL, &d, &info));
@@ -356,7 +327,7 @@ static void test_cifar100(void **s) {
     write_cifar("c100/cifar-100-binary/test.bin", 2, 1, bad);
     expect_open_fails(tmp_path("c100"), "test", NULL, NB_ERR_FORMAT, "3074-byte CIFAR-100 records");
     /* A names file with the wrong count. */
-    write_file("c100/cifar-100-binary/coarse_label_names.txt", "a\nb\n", 4);
+    tmp_write("c100/cifar-100-binary/coarse_label_names.txt", "a\nb\n", 4);
     expect_open_fails(tmp_path("c100"), "train", &coarse, NB_ERR_FORMAT, "2 class names, expected 20");
 }
 
@@ -365,7 +336,7 @@ static void test_cifar100(void **s) {
 static void test_allocation_failures(void **s) {
     (void)s;
     write_tree();
-    mkdirs("c10");
+    tmp_mkdirs("c10");
     uint8_t labels[2] = {1, 2};
     write_cifar("c10/test_batch.bin", 2, 1, labels);
     nb_dataset_opts o = gray(8);

@@ -15,21 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void expect(const char *stream, const char *needle) {
-    if (!strstr(stream, needle))
-        print_error("expected '%s' in:\n%s\n(other stream:\n%s)\n", needle, stream,
-                    stream == out_text ? err_text : out_text);
-    assert_non_null(strstr(stream, needle));
-}
-
-#define EXPECT_RUN(code, stream, needle, ...)                                                     \
-    do {                                                                                          \
-        int rc_ = run_nabla(__VA_ARGS__);                                                         \
-        if (rc_ != (code)) print_error("exit %d, expected %d; stderr:\n%s\n", rc_, (code), err_text); \
-        assert_int_equal(rc_, (code));                                                            \
-        expect(stream, needle);                                                                   \
-    } while (0)
-
 static void script(const char *args) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 scripts/fashion_mnist_folders.py %s >/dev/null", args);

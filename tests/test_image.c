@@ -11,27 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *write_bytes(const char *name, const void *data, size_t len) {
-    const char *path = tmp_path(name);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-    return path;
-}
-
-static uint8_t *read_bytes(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(*len);
-    assert_int_equal(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
 /* A PNG through libpng's writer: `data` holds the rows as PNG stores them
  * (16-bit samples big-endian, low depths packed). */
 typedef struct png_spec {
@@ -219,7 +198,7 @@ static void test_pgm(void **s) {
     memcpy(buf + n, v8, 6);
     float gray[6], rgb[18];
     for (int i = 0; i < 6; i++) gray[i] = rgb[i] = rgb[6 + i] = rgb[12 + i] = v8[i] / 255.0f;
-    check_load(write_bytes("a.pgm", buf, n + 6), 2, 3, gray, rgb);
+    check_load(tmp_write("a.pgm", buf, n + 6), 2, 3, gray, rgb);
 
     /* P5, 16-bit, maxval 1000: scaled by maxval. */
     static const char p5_16[] = "P5 3 2 1000\n";
@@ -231,19 +210,19 @@ static void test_pgm(void **s) {
                     buf[n + 2 * (size_t)i + 1] = (uint8_t)v16[i];
         gray[i] = rgb[i] = rgb[6 + i] = rgb[12 + i] = (float)v16[i] / 1000.0f;
     }
-    check_load(write_bytes("b.pgm", buf, n + 12), 2, 3, gray, rgb);
+    check_load(tmp_write("b.pgm", buf, n + 12), 2, 3, gray, rgb);
 
     /* P5 with maxval 65535. */
     static const char p5_max[] = "P5\n2 1\n65535\n\xff\xff\x80\x00";
     float two[2] = {1.0f, 32768.0f / 65535.0f},
           two3[6] = {two[0], two[1], two[0], two[1], two[0], two[1]};
-    check_load(write_bytes("c.pgm", p5_max, sizeof p5_max - 1), 1, 2, two, two3);
+    check_load(tmp_write("c.pgm", p5_max, sizeof p5_max - 1), 1, 2, two, two3);
 
     /* P2, ASCII, maxval 15, with comments and ragged spacing. */
     static const char p2[] = "P2\n# ascii\n3 2\n15\n0 15  7\n# mid comment\n  1\t2\n3\n";
     static const int v2[6] = {0, 15, 7, 1, 2, 3};
     for (int i = 0; i < 6; i++) gray[i] = rgb[i] = rgb[6 + i] = rgb[12 + i] = (float)v2[i] / 15.0f;
-    check_load(write_bytes("d.pgm", p2, sizeof p2 - 1), 2, 3, gray, rgb);
+    check_load(tmp_write("d.pgm", p2, sizeof p2 - 1), 2, 3, gray, rgb);
 }
 
 /* ---- errors ------------------------------------------------------------------- */
@@ -275,7 +254,7 @@ static void test_wrong_size(void **s) {
     png_spec r = {4, 3, PNG_COLOR_TYPE_GRAY, 8, 0, px, NULL, 0, NULL, 0};
     expect_fail(write_png("4x3.png", &r), 1, 4, 3, NB_ERR_SHAPE,
                 "image is 4x3, the model expects 3x4");
-    expect_fail(write_bytes("4x3.pgm", "P5 4 3 255\n", 11), 1, 3, 3, NB_ERR_SHAPE,
+    expect_fail(tmp_write("4x3.pgm", "P5 4 3 255\n", 11), 1, 3, 3, NB_ERR_SHAPE,
                 "image is 4x3, the model expects 3x3");
     free(px);
 }
@@ -289,17 +268,17 @@ static void test_truncated_png(void **s) {
     size_t len;
     uint8_t *b = read_bytes(write_png("full.png", &p), &len);
     for (size_t cut = 0; cut < len; cut++) {
-        const char *path = write_bytes("cut.png", b, cut);
+        const char *path = tmp_write("cut.png", b, cut);
         expect_fail(path, 3, H, W, NB_ERR_FORMAT, cut < 8 ? "not a PNG, JPEG or PGM" : "truncated");
     }
     /* A corrupt IHDR CRC (bytes 29..32) is caught by libpng. */
     b[30] ^= 0xff;
-    expect_fail(write_bytes("crc.png", b, len), 3, H, W, NB_ERR_FORMAT, "bad PNG");
+    expect_fail(tmp_write("crc.png", b, len), 3, H, W, NB_ERR_FORMAT, "bad PNG");
     b[30] ^= 0xff;
     /* A flipped byte inside the compressed pixels. */
     b[45] ^= 0x5a;
     float out[W * H * 3];
-    nb_status st = nb_image_load(write_bytes("flip.png", b, len), 3, H, W, out);
+    nb_status st = nb_image_load(tmp_write("flip.png", b, len), 3, H, W, out);
     assert_int_equal(st, NB_ERR_FORMAT);
     free(b);
 }
@@ -340,13 +319,13 @@ static void test_bad_pgm(void **s) {
         {"", 0, NB_ERR_FORMAT, "not a PNG, JPEG or PGM image"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        expect_fail(write_bytes("bad.pgm", cases[i].text, cases[i].len), 1, 2, 3, cases[i].status,
+        expect_fail(tmp_write("bad.pgm", cases[i].text, cases[i].len), 1, 2, 3, cases[i].status,
                     cases[i].part);
 }
 
 static void test_bad_arguments(void **s) {
     (void)s;
-    const char *path = write_bytes("ok.pgm", "P5 1 1 255\n\x10", 12);
+    const char *path = tmp_write("ok.pgm", "P5 1 1 255\n\x10", 12);
     expect_fail(path, 2, 1, 1, NB_ERR_ARG, "as 2 channels");
     expect_fail(path, 1, 0, 1, NB_ERR_ARG, "not positive");
     expect_fail(tmp_path("missing.png"), 1, 1, 1, NB_ERR_IO, "No such file");
@@ -387,7 +366,7 @@ static void test_allocation_failures(void **s) {
     for (int i = 0; i < (int)sizeof px; i++) px[i] = (uint8_t)i;
     png_spec p = {8, 6, PNG_COLOR_TYPE_RGB_ALPHA, 8, 1, px, NULL, 0, NULL, 0};
     check_oom(write_png("oom.png", &p), 1, 6, 8);
-    check_oom(write_bytes("oom.pgm", "P2 2 1 9\n1 2\n", 13), 3, 1, 2);
+    check_oom(tmp_write("oom.pgm", "P2 2 1 9\n1 2\n", 13), 3, 1, 2);
 }
 
 int main(void) {

@@ -14,29 +14,10 @@
 #include <jpeglib.h>
 #include <string.h>
 
-static uint8_t *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(*len ? *len : 1);
-    assert_int_equal(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
-static void write_all(const char *path, const void *data, size_t len) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
-
 /* Bytes of `raw` (HWC, as numpy writes them) against an nb_image. */
 static void expect_pixels(const char *raw, const nb_image *im) {
     size_t len;
-    uint8_t *want = read_all(raw, &len);
+    uint8_t *want = read_bytes(raw, &len);
     size_t n = (size_t)im->width * (size_t)im->height * (size_t)im->channels;
     if (len != n) fail_msg("%s: %zu bytes, nabla's image has %zu", raw, len, n);
     for (size_t i = 0; i < n; i++)
@@ -192,7 +173,7 @@ static size_t write_jpeg(const char *path, int w, int h, int gray, int progressi
     }
     jpeg_finish_compress(&c);
     jpeg_destroy_compress(&c);
-    write_all(path, buf, size);
+    write_bytes(path, buf, size);
     free(buf);
     free(row);
     return size;
@@ -227,11 +208,11 @@ static void test_truncated_and_corrupt(void **s) {
     for (int prog = 0; prog < 2; prog++) {
         size_t len = write_jpeg(whole, 40, 24, 0, prog);
         size_t n;
-        uint8_t *data = read_all(whole, &n);
+        uint8_t *data = read_bytes(whole, &n);
         assert_int_equal(n, len);
         const char *cut = tmp_path("cut.jpg");
         for (size_t k = 3; k < len; k += (k < 700 ? 1 : 37)) {
-            write_all(cut, data, k);
+            write_bytes(cut, data, k);
             nb_image im;
             nb_status st = nb_image_decode(cut, 0, &im);
             if (st == NB_OK) fail_msg("a JPEG cut to %zu of %zu bytes decoded", k, len);
@@ -243,7 +224,7 @@ static void test_truncated_and_corrupt(void **s) {
         for (size_t k = 20; k < len; k += 11) {
             uint8_t keep = data[k];
             data[k] ^= 0x5a;
-            write_all(cut, data, len);
+            write_bytes(cut, data, len);
             nb_image im;
             if (nb_image_decode(cut, 0, &im) == NB_OK) nb_image_free(&im);
             else assert_non_null(strstr(nb_last_error(), cut));
@@ -252,7 +233,7 @@ static void test_truncated_and_corrupt(void **s) {
         free(data);
     }
     const char *head = tmp_path("head.jpg");
-    write_all(head, "\xff\xd8\xff\xe0garbage", 11);
+    write_bytes(head, "\xff\xd8\xff\xe0garbage", 11);
     nb_image im;
     assert_int_equal(nb_image_decode(head, 0, &im), NB_ERR_FORMAT);
     assert_non_null(strstr(nb_last_error(), "bad JPEG"));
@@ -272,7 +253,7 @@ static void test_pixel_limit(void **s) {
     uint8_t pgm_data[64 + 40 * 30];
     int head = snprintf((char *)pgm_data, 64, "P5 40 30 255\n");
     memset(pgm_data + head, 9, 40 * 30);
-    write_all(pgm, pgm_data, (size_t)head + 40 * 30);
+    write_bytes(pgm, pgm_data, (size_t)head + 40 * 30);
     assert_int_equal(nb_image_decode(pgm, 1000, &im), NB_ERR_FORMAT);
     assert_non_null(strstr(nb_last_error(), "more than the limit of 1000"));
     assert_ok(nb_image_decode(pgm, 0, &im));

@@ -43,17 +43,23 @@ static void test_csv_records(void **s) {
     (void)s;
     assert_int_equal(run_nabla(TRAIN " --epochs 1 --log %s", tmp_path("a.csv")), 0);
     const char *csv = slurp_file(tmp_path("a.csv"));
-    assert_non_null(strstr(csv, "kind,step,epoch,lr,train_loss,test_loss,test_accuracy,images_per_s,wall_s\n"));
+    assert_non_null(strstr(csv, "kind,step,epoch,lr,train_loss,test_loss,test_accuracy,test_top5,"
+                                "images_per_s,wall_s\n"));
     assert_non_null(strstr(csv, "\nstep,40,0.4,0.05,"));
     assert_non_null(strstr(csv, "\nstep,80,0.8,0.05,"));
     assert_non_null(strstr(csv, "\nepoch,100,1,0.05,"));
     assert_null(strstr(csv, "step,120"));
-    /* The epoch's train loss and test results are the ones printed. */
-    double train_loss, test_loss, acc;
+    /* A step record has no test results: its three test fields are empty. */
+    assert_non_null(strstr(strstr(csv, "\nstep,40,0.4,0.05,") + 1, ",,,"));
+    /* The epoch's train loss and test results are the ones printed, top-5
+     * (10 classes) among them. */
+    double train_loss, test_loss, acc, top5;
     const char *e = strstr(csv, "\nepoch,100,1,0.05,");
-    assert_int_equal(sscanf(e, "\nepoch,100,1,0.05,%lf,%lf,%lf,", &train_loss, &test_loss, &acc), 3);
-    char want[128];
-    snprintf(want, sizeof want, "train loss %.4f  test loss %.4f  test acc %.2f%%", train_loss, test_loss, 100 * acc);
+    assert_int_equal(sscanf(e, "\nepoch,100,1,0.05,%lf,%lf,%lf,%lf,", &train_loss, &test_loss, &acc, &top5), 4);
+    assert_true(top5 > acc && top5 <= 1.0);
+    char want[160];
+    snprintf(want, sizeof want, "train loss %.4f  test loss %.4f  test acc %.2f%%  top-5 %.2f%%", train_loss,
+             test_loss, 100 * acc, 100 * top5);
     if (!strstr(out_text, want)) print_error("expected '%s' in:\n%s\n", want, out_text);
     assert_non_null(strstr(out_text, want));
 }
@@ -69,7 +75,8 @@ static void test_jsonl_records(void **s) {
         const char *kind = cJSON_GetObjectItem(o, "kind")->valuestring;
         static const char *const keys[] = {"step", "epoch", "lr", "train_loss", "images_per_s", "wall_s"};
         for (int k = 0; k < 6; k++) assert_true(cJSON_IsNumber(cJSON_GetObjectItem(o, keys[k])));
-        assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, "test_loss"))); /* --no-test */
+        static const char *const untested[] = {"test_loss", "test_accuracy", "test_top5"};
+        for (int k = 0; k < 3; k++) assert_true(cJSON_IsNull(cJSON_GetObjectItem(o, untested[k]))); /* --no-test */
         if (!strcmp(kind, "step")) steps++;
         else if (!strcmp(kind, "epoch")) epochs++;
         cJSON_Delete(o);
@@ -103,6 +110,51 @@ static void test_resume_appends_without_duplicates(void **s) {
     assert_string_equal(resumed, full);
 }
 
+/* JSON lines with a test set: each epoch record carries test_top5, and a
+ * resumed run reads the file back and continues it. */
+static void test_jsonl_top5_resumed(void **s) {
+    (void)s;
+    assert_int_equal(run_nabla(TRAIN " --epochs 1 --checkpoint %s --log %s", tmp_path("t.safetensors"),
+                               tmp_path("t.jsonl")), 0);
+    assert_int_equal(run_nabla(TRAIN " --epochs 2 --resume %s --log %s", tmp_path("t.safetensors"),
+                               tmp_path("t.jsonl")), 0);
+    char *text = slurp_file(tmp_path("t.jsonl"));
+    int epochs = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        assert_non_null(o);
+        const cJSON *top5 = cJSON_GetObjectItem(o, "test_top5");
+        assert_non_null(top5);
+        if (!strcmp(cJSON_GetObjectItem(o, "kind")->valuestring, "epoch")) {
+            epochs++;
+            assert_true(cJSON_IsNumber(top5));
+            assert_true(top5->valuedouble > cJSON_GetObjectItem(o, "test_accuracy")->valuedouble);
+        } else {
+            assert_true(cJSON_IsNull(top5));
+        }
+        cJSON_Delete(o);
+    }
+    assert_int_equal(epochs, 2);
+}
+
+/* A CSV log of an older version, without the test_top5 column, is read by
+ * its header: it still plots, and a resumed run will not append records
+ * of another layout to it. */
+static void test_old_csv_layout(void **s) {
+    (void)s;
+    FILE *f = fopen(tmp_path("old.csv"), "w");
+    assert_non_null(f);
+    fputs("kind,step,epoch,lr,train_loss,test_loss,test_accuracy,images_per_s,wall_s\n"
+          "epoch,100,1,0.05,0.61,0.55,0.81,5000,2.0\n"
+          "epoch,200,2,0.05,0.50,0.49,0.83,5000,4.0\n", f);
+    fclose(f);
+    assert_int_equal(run_nabla("plot %s --out %s", tmp_path("old.csv"), tmp_path("old.png")), 0);
+    assert_int_equal(run_nabla(TRAIN " --epochs 1 --checkpoint %s", tmp_path("o.safetensors")), 0);
+    assert_int_equal(run_nabla(TRAIN " --epochs 2 --resume %s --log %s", tmp_path("o.safetensors"),
+                               tmp_path("old.csv")), 1);
+    assert_non_null(strstr(err_text, "older version's (no test_top5)"));
+}
+
 static void test_bad_log_option(void **s) {
     (void)s;
     assert_int_equal(run_nabla(TRAIN " --epochs 1 --log %s", tmp_path("m.txt")), 2);
@@ -116,6 +168,8 @@ int main(void) {
         cmocka_unit_test(test_csv_records),
         cmocka_unit_test(test_jsonl_records),
         cmocka_unit_test(test_resume_appends_without_duplicates),
+        cmocka_unit_test(test_jsonl_top5_resumed),
+        cmocka_unit_test(test_old_csv_layout),
         cmocka_unit_test(test_bad_log_option),
     };
     return cmocka_run_group_tests(tests, nabla_setup, tmpdir_teardown);

@@ -1,17 +1,17 @@
 /* test_pictures.c — the PNGs nabla draws: `nabla plot` from a --log file
  * (CSV and JSON lines), and `nabla eval --confusion/--errors`. Each file
  * is read back as an image: the size the command draws, not blank, and for
- * the heat map, a darker diagonal than the rest. Needs Fashion-MNIST. */
+ * the heat map, a darker diagonal than the rest; class names on an image
+ * folder's pictures; a failed write that keeps the previous file. Needs
+ * Fashion-MNIST. */
 #include "support.h"
 
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void expect(const char *text, const char *needle) {
-    if (!strstr(text, needle)) print_error("expected '%s' in:\n%s\n", needle, text);
-    assert_non_null(strstr(text, needle));
-}
+#include <sys/resource.h>
 
 /* Width and height from a PNG's IHDR chunk. */
 static void png_size(const char *path, int *w, int *h) {
@@ -105,10 +105,115 @@ static void test_eval_pictures(void **s) {
     expect(err_text, "--confusion cm.txt: the picture is a PNG");
 }
 
+/* Images of 28x28 in DIR/val/NAME/ (and DIR/train/NAME/ with train), four
+ * a class; in val/ two of each class are the same image, so something is
+ * always misclassified. */
+static void write_folder(const char *dir, const char *const *names, int classes, bool train) {
+    char rel[128];
+    for (int c = 0; c < classes; c++)
+        for (int i = 0; i < 4; i++) {
+            for (int split = train ? 0 : 1; split < 2; split++) {
+                const char *sub = split ? "val" : "train";
+                snprintf(rel, sizeof rel, "%s/%s/%s", dir, sub, names[c]);
+                tmp_mkdirs(rel);
+                snprintf(rel, sizeof rel, "%s/%s/%s/%d.pgm", dir, sub, names[c], i);
+                int value = split == 0 ? 40 + 80 * c + i : i < 2 ? 128 : 40 + 80 * c;
+                tmp_write_pgm(rel, 28, 28, (uint8_t)value);
+            }
+        }
+}
+
+/* Ink where the confusion matrix's row labels reach far left of the grid
+ * (at x = 130, 3 rows of 52 from y = 130): a name of several letters does,
+ * a number or a single letter (under 10 pixels) does not. */
+static size_t long_row_labels(const char *png) {
+    int w, h;
+    float *px = read_png(png, &w, &h);
+    size_t dark = 0;
+    for (int y = 130; y < 130 + 3 * 52; y++)
+        for (int x = 60; x < 110; x++) dark += px[(size_t)y * w + x] < 0.5f;
+    free(px);
+    return dark;
+}
+
+/* Image folders whose classes are not Fashion-MNIST's label the pictures
+ * with the weights' class names where they carry them, else the data's. */
+static void test_pictures_name_folder_classes(void **s) {
+    (void)s;
+    static const char *const shapes[3] = {"hexagon", "pentagon", "triangle"}, *const abc[3] = {"a", "b", "c"};
+    write_folder("shapes", shapes, 3, true);
+    write_folder("abc", abc, 3, false);
+    /* 3 classes: the weights carry the folder names and win over abc's. */
+    assert_int_equal(run_nabla("train --model logreg --classes 3 --steps 3 --batch 4 --threads 1 --no-test "
+                               "--data %s --save %s", tmp_path("shapes"), tmp_path("named.safetensors")), 0);
+    assert_int_equal(run_nabla("eval --model logreg --classes 3 --weights %s --data %s --confusion %s",
+                               tmp_path("named.safetensors"), tmp_path("abc"), tmp_path("named.png")), 0);
+    assert_true(long_row_labels(tmp_path("named.png")) > 20);
+    /* The default 10 classes: no names saved, so the data's label them. */
+    assert_int_equal(run_nabla("train --model logreg --steps 3 --batch 4 --threads 1 --no-test --data %s "
+                               "--save %s", tmp_path("shapes"), tmp_path("plain.safetensors")), 0);
+    expect(out_text, "the class names are not saved");
+    assert_int_equal(run_nabla("eval --model logreg --weights %s --data %s --confusion %s --errors %s",
+                               tmp_path("plain.safetensors"), tmp_path("shapes"), tmp_path("scm.png"),
+                               tmp_path("serr.png")), 0);
+    expect(out_text, "pentagon");
+    assert_true(long_row_labels(tmp_path("scm.png")) > 20);
+    assert_int_equal(run_nabla("eval --model logreg --weights %s --data %s --confusion %s",
+                               tmp_path("plain.safetensors"), tmp_path("abc"), tmp_path("acm.png")), 0);
+    assert_int_equal(long_row_labels(tmp_path("acm.png")), 0);
+    /* The first miss's "true: NAME" line under its 96-pixel image, in the
+     * first 132-pixel cell from x = 14: wider than "true: 2" would be. */
+    int w, h;
+    float *px = read_png(tmp_path("serr.png"), &w, &h);
+    int lo = w, hi = -1;
+    for (int y = 50 + 96 + 2; y < 50 + 96 + 18; y++)
+        for (int x = 14; x < 14 + 132; x++)
+            if (px[(size_t)y * w + x] < 0.5f) lo = x < lo ? x : lo, hi = x > hi ? x : hi;
+    free(px);
+    if (hi - lo < 70) print_error("the label under the first miss is %d pixels wide\n", hi - lo + 1);
+    assert_true(hi - lo >= 70);
+}
+
+/* A picture that cannot be written leaves the previous file as it was and
+ * no temporary file beside it: here the write fails for a file size limit
+ * (as for a full disk) below the picture's size. */
+static void test_failed_write_keeps_previous(void **s) {
+    (void)s;
+    assert_int_equal(run_nabla("train --model logreg --steps 100 --batch 600 --threads 1 --log %s",
+                               tmp_path("keep.csv")), 0);
+    tmp_write("keep.png", "previous", 8);
+    struct rlimit old, small;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = old;
+    small.rlim_cur = 8192; /* the PNG is some 30 KB; the captured output far less */
+    void (*handler)(int) = signal(SIGXFSZ, SIG_IGN); /* a write past it fails with EFBIG */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    int code = run_nabla("plot %s --out %s", tmp_path("keep.csv"), tmp_path("keep.png"));
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, handler);
+    assert_int_equal(code, 1);
+    expect(err_text, "keep.png");
+    expect(err_text, "the previous file is unchanged");
+    FILE *f = fopen(tmp_path("keep.png"), "rb");
+    assert_non_null(f);
+    char buf[16] = {0};
+    assert_int_equal(fread(buf, 1, sizeof buf, f), 8);
+    fclose(f);
+    assert_memory_equal(buf, "previous", 8);
+    assert_no_temporaries(tmpdir);
+    /* Without the limit the same command replaces it. */
+    assert_int_equal(run_nabla("plot %s --out %s", tmp_path("keep.csv"), tmp_path("keep.png")), 0);
+    int w, h;
+    png_size(tmp_path("keep.png"), &w, &h);
+    assert_int_equal(w, 1100);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plot),
         cmocka_unit_test(test_eval_pictures),
+        cmocka_unit_test(test_pictures_name_folder_classes),
+        cmocka_unit_test(test_failed_write_keeps_previous),
     };
     return cmocka_run_group_tests(tests, nabla_setup, tmpdir_teardown);
 }

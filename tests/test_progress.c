@@ -8,11 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static void expect(const char *text, const char *needle) {
-    if (!strstr(text, needle)) print_error("expected '%s' in:\n%s\n", needle, text);
-    assert_non_null(strstr(text, needle));
-}
-
 static void expect_not(const char *text, const char *needle) {
     if (strstr(text, needle)) print_error("did not expect '%s' in:\n%s\n", needle, text);
     assert_null(strstr(text, needle));

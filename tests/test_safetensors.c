@@ -13,27 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static uint8_t *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(*len ? *len : 1);
-    assert_int_equal(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
-/* No "*.tmp.*" file may be left behind in tmpdir. */
-static void assert_no_temporaries(void) {
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strstr(e->d_name, ".tmp.")) fail_msg("temporary file left behind: %s", e->d_name);
-    closedir(d);
-}
-
 /* A file by hand: 8-byte little-endian length (hlen, or the JSON's own
  * length when hlen < 0), the JSON, then `data`. */
 static const char *write_st(const char *name, long long hlen, const char *json, const void *data,
@@ -82,12 +61,12 @@ static void test_round_trip(void **s) {
     nb_meta meta[2] = {meta_entry("model", "lenet5"), meta_entry("note", "a \"quoted\" value\n")};
     const char *path = tmp_path("model.safetensors");
     assert_ok(nb_safetensors_save(path, t, 3, meta, 2));
-    assert_no_temporaries();
+    assert_no_temporaries(tmpdir);
 
     /* The layout: header length a multiple of 8, tensors in the given
      * order, each right after the previous one. */
     size_t len;
-    uint8_t *raw = read_all(path, &len);
+    uint8_t *raw = read_bytes(path, &len);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | raw[i];
     assert_int_equal(hlen % 8, 0);
@@ -144,7 +123,7 @@ static void test_save_without_metadata(void **s) {
     const char *path = tmp_path("plain.safetensors");
     assert_ok(nb_safetensors_save(path, &t, 1, NULL, 0));
     size_t len;
-    uint8_t *raw = read_all(path, &len);
+    uint8_t *raw = read_bytes(path, &len);
     static const uint8_t tail[8] = {0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0};
     assert_memory_equal(raw + len - 8, tail, 8);
     assert_null(strstr((const char *)raw + 8, "__metadata__"));
@@ -466,7 +445,7 @@ static void test_atomic_write(void **s) {
     assert_ok(nb_safetensors_load(path, &t, 1, 0, NULL, 0, NULL));
     assert_true(y[0] == 10);
     t.tensor.data = x;
-    assert_no_temporaries();
+    assert_no_temporaries(tmpdir);
 
     /* A failure after the data is written (the rename, here onto a
      * directory) removes the temporary and keeps the old target. */
@@ -477,7 +456,7 @@ static void test_atomic_write(void **s) {
     assert_non_null(strstr(nb_last_error(), "the previous file is unchanged"));
     assert_int_equal(stat(path, &st), 0);
     assert_true(S_ISDIR(st.st_mode));
-    assert_no_temporaries();
+    assert_no_temporaries(tmpdir);
     rmdir(path);
 
     /* A read-only directory: the old file stays bit-identical. Root
@@ -488,7 +467,7 @@ static void test_atomic_write(void **s) {
     snprintf(path, sizeof path, "%s/old.safetensors", dir);
     assert_ok(nb_safetensors_save(path, &t, 1, NULL, 0));
     size_t len0, len1;
-    uint8_t *before = read_all(path, &len0);
+    uint8_t *before = read_bytes(path, &len0);
     assert_int_equal(chmod(dir, 0555), 0);
     x[0] = 99;
     nb_status st_ro = nb_safetensors_save(path, &t, 1, NULL, 0);
@@ -496,7 +475,7 @@ static void test_atomic_write(void **s) {
     if (geteuid() != 0) {
         assert_int_equal(st_ro, NB_ERR_IO);
         assert_non_null(strstr(nb_last_error(), "Permission denied"));
-        uint8_t *after = read_all(path, &len1);
+        uint8_t *after = read_bytes(path, &len1);
         assert_int_equal(len0, len1);
         assert_memory_equal(before, after, len0);
         free(after);
@@ -506,6 +485,38 @@ static void test_atomic_write(void **s) {
     free(before);
     remove(path);
     rmdir(dir);
+}
+
+/* nb_file_write_atomic, the writer behind every file nabla writes, on its
+ * own: bytes in place, a failure that keeps the previous file, bad
+ * arguments. */
+static void test_file_write_atomic(void **s) {
+    (void)s;
+    const char *path = tmp_path("bytes.bin");
+    assert_ok(nb_file_write_atomic(path, "first", 5));
+    assert_ok(nb_file_write_atomic(path, "second!", 7));
+    size_t n;
+    uint8_t *got = read_bytes(path, &n);
+    assert_int_equal(n, 7);
+    assert_memory_equal(got, "second!", 7);
+    free(got);
+    assert_ok(nb_file_write_atomic(path, NULL, 0)); /* an empty file */
+    got = read_bytes(path, &n);
+    assert_int_equal(n, 0);
+    free(got);
+    assert_ok(nb_file_write_atomic(path, "kept", 4));
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/missing/bytes.bin", tmpdir);
+    assert_int_equal(nb_file_write_atomic(dir, "x", 1), NB_ERR_IO);
+    assert_non_null(strstr(nb_last_error(), dir));
+    assert_int_equal(nb_file_write_atomic(NULL, "x", 1), NB_ERR_ARG);
+    assert_int_equal(nb_file_write_atomic(path, NULL, 1), NB_ERR_ARG);
+    assert_int_equal(nb_file_write_atomic("", "x", 1), NB_ERR_ARG);
+    got = read_bytes(path, &n);
+    assert_int_equal(n, 4);
+    assert_memory_equal(got, "kept", 4);
+    free(got);
+    assert_no_temporaries(tmpdir);
 }
 
 static void test_bad_arguments(void **s) {
@@ -594,7 +605,7 @@ static void test_allocation_failures(void **s) {
     alloc_budget = -1;
     assert_true(failures >= 3);
     assert_memory_equal(x, y, sizeof x);
-    assert_no_temporaries();
+    assert_no_temporaries(tmpdir);
 }
 
 int main(void) {
@@ -607,6 +618,7 @@ int main(void) {
         cmocka_unit_test(test_many_mismatches),
         cmocka_unit_test(test_dtype_conversion),
         cmocka_unit_test(test_atomic_write),
+        cmocka_unit_test(test_file_write_atomic),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_long_metadata),
         cmocka_unit_test(test_allocation_failures),

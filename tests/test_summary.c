@@ -8,11 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void expect(const char *text, const char *needle) {
-    if (!strstr(text, needle)) print_error("expected '%s' in:\n%s\n", needle, text);
-    assert_non_null(strstr(text, needle));
-}
-
 /* Parse the JSON summary; check that the layers add up to the totals. */
 static cJSON *summary_json(const char *args, double *params, double *macs) {
     assert_int_equal(run_nabla("summary --json %s", args), 0);

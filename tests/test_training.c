@@ -38,16 +38,6 @@ static unsigned char *slurp(const char *path, size_t *n) {
     return buf;
 }
 
-static void assert_no_temporaries(void) {
-    DIR *d = opendir(tmpdir);
-    assert_non_null(d);
-    for (struct dirent *e; (e = readdir(d));) {
-        if (strstr(e->d_name, ".tmp.")) print_error("temporary file left: %s\n", e->d_name);
-        assert_null(strstr(e->d_name, ".tmp."));
-    }
-    closedir(d);
-}
-
 /* 1x4x4 images in three classes: class c lights pixel 4 + 4c over noise.
  * Pixels 0 and 1 stay dark except in the samples listed in `hot`, where
  * they are 255: with the weights hot_weights() sets, those samples (and
@@ -252,7 +242,7 @@ static void test_checkpoint_never_takes_nonfinite_weights(void **s) {
     unsigned char *now = slurp(ck, &n);
     assert_int_equal(n, p.saved_n);
     assert_memory_equal(now, p.saved, n);
-    assert_no_temporaries();
+    assert_no_temporaries(tmpdir);
     free(now);
     free(p.saved);
     nb_optimizer_free(opt);
@@ -405,7 +395,7 @@ static void test_checkpoint_every_and_pending_report(void **s) {
     nb_model_free(m);
     nb_model_free(straight);
     free_data(&d);
-    assert_no_temporaries();
+    assert_no_temporaries(tmpdir);
 }
 
 /* ---- allocation failures ---------------------------------------------------------- */
@@ -479,7 +469,7 @@ static void test_allocation_failures_anywhere(void **s) {
     }
     assert_true(failures > 40);
     free_data(&d);
-    assert_no_temporaries();
+    assert_no_temporaries(tmpdir);
 }
 
 int main(void) {

@@ -4,25 +4,9 @@
  * (tests/tutorial_check.sh does the work). Needs Fashion-MNIST. */
 #include "support.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/wait.h>
-
 static void test_tutorial_runs_as_written(void **s) {
     (void)s;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "sh tests/tutorial_check.sh %s >%s/log 2>&1", tmpdir, tmpdir);
-    int status = system(cmd);
-    if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-        char log[16384] = "";
-        FILE *f = fopen(tmp_path("log"), "r");
-        if (f) {
-            log[fread(log, 1, sizeof log - 1, f)] = '\0';
-            fclose(f);
-        }
-        print_error("tests/tutorial_check.sh failed:\n%s\n", log);
-    }
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_script_passes("tests/tutorial_check.sh");
 }
 
 int main(void) {

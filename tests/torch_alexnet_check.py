@@ -11,10 +11,13 @@ writes to OUTDIR (safetensors, F32):
   batch.safetensors    input [2,3,224,224], labels [2] (as floats), logits [2,10], loss [1]
   grads.safetensors    d loss / d parameter, under the parameters' names
 """
-import json, os, struct, sys
+import os, sys
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from torch_safetensors import save_safetensors  # noqa: E402
 
 CLASSES = 10
 
@@ -36,21 +39,6 @@ class AlexNet(nn.Module):
 
     def forward(self, x):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
-
-
-def save_safetensors(path, tensors):
-    """8-byte little-endian header length, JSON header, raw little-endian F32."""
-    header, offset = {"__metadata__": {"format": "pt"}}, 0
-    for name, t in tensors.items():
-        n = t.numel() * 4
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + n]}
-        offset += n
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text)
-        for t in tensors.values():
-            f.write(t.detach().contiguous().float().numpy().astype("<f4").tobytes())
 
 
 def main():

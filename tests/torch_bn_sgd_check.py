@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from torch_resnet_check import save_safetensors  # noqa: E402
+from torch_safetensors import save_safetensors  # noqa: E402
 
 
 class Net(nn.Module):

@@ -19,14 +19,16 @@ loads OUTDIR/nabla.safetensors (saved by nabla) into the PyTorch model with
 strict=True, and checks its eval-mode logits on batch.safetensors' input against
 the logits nabla wrote to OUTDIR/nabla_logits.safetensors; exits 1 on a mismatch.
 """
-import copy, json, struct, sys
-import numpy as np
+import copy, sys
 import torch
 import torch.nn.functional as F
 import torchvision
 
 import torch.nn as nn
 from torchvision.models.resnet import BasicBlock
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from torch_safetensors import load_safetensors, save_safetensors  # noqa: E402
 
 CLASSES = 10
 # nabla's resnet18 takes 3x224x224 as torchvision's does; a batch of two
@@ -69,41 +71,6 @@ def make(name):
     if name == "resnet18":
         return torchvision.models.resnet18(num_classes=CLASSES)
     return ResNet20(CLASSES)
-
-
-def save_safetensors(path, tensors):
-    header, offset, blobs = {"__metadata__": {"format": "pt"}}, 0, []
-    for name, t in tensors.items():
-        t = t.detach().contiguous()
-        if t.dtype == torch.int64:
-            blob, dtype = t.numpy().astype("<i8").tobytes(), "I64"
-        else:
-            blob, dtype = t.float().numpy().astype("<f4").tobytes(), "F32"
-        header[name] = {"dtype": dtype, "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(blob)]}
-        offset += len(blob)
-        blobs.append(blob)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text)
-        for b in blobs:
-            f.write(b)
-
-
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        lo, hi = e["data_offsets"]
-        dt = {"F32": "<f4", "I64": "<i8"}[e["dtype"]]
-        out[name] = torch.from_numpy(np.frombuffer(data[lo:hi], dtype=dt).copy()).reshape(e["shape"])
-    return out
 
 
 def export(name, out):

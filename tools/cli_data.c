@@ -76,3 +76,9 @@ int cli_open_data(const char *dir, const char *split, const nb_model *m, const c
     }
     return 0;
 }
+
+const char *cli_class_name(const nb_model *m, const nb_dataset_info *info, int k) {
+    const char *name = nb_model_class_name(m, k);
+    if (!name && info && info->class_names && k >= 0 && k < info->classes) name = info->class_names[k];
+    return name;
+}

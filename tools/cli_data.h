@@ -20,4 +20,9 @@ int cli_data_option(cli_args *a, cli_data_opts *o);
 int cli_open_data(const char *dir, const char *split, const nb_model *m, const cli_data_opts *o,
                   bool quiet, nb_dataset *d, nb_dataset_info *info);
 
+/* The name of class k: the weights' class names when they carry them,
+ * else the data set's (folder names, CIFAR's, a classes.txt beside IDX
+ * files, Fashion-MNIST's for its directory), else NULL. */
+const char *cli_class_name(const nb_model *m, const nb_dataset_info *info, int k);
+
 #endif

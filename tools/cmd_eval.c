@@ -17,7 +17,7 @@ static const char help[] =
     "else the data's) and, up to 20 classes, the confusion matrix (rows: true\n"
     "class, columns: predicted class).\n"
     "\n"
-    "  --model M        lenet5, alexnet, mlp, logreg or a network file\n"
+    "  --model M        lenet5, alexnet, resnet18, mlp, logreg or a network file\n"
     "  --weights W      the weights (.safetensors)\n"
     "  --data DIR       MNIST IDX files, CIFAR-10/100 binaries or an image folder\n"
     "                   (default " NB_FASHION_MNIST_DIR ")\n"
@@ -51,13 +51,6 @@ static void print_confusion(const size_t *cm, int classes) {
     }
 }
 
-/* The name of class k: the weights', else the data set's, else NULL. */
-static const char *class_name(const nb_model *m, const nb_dataset_info *info, int k) {
-    const char *name = nb_model_class_name(m, k);
-    if (!name && info->class_names && k < info->classes) name = info->class_names[k];
-    return name;
-}
-
 static void print_per_class(const nb_model *m, const nb_dataset_info *info, const size_t *cm,
                             int classes) {
     printf("per class (true class: accuracy, images)\n");
@@ -65,7 +58,7 @@ static void print_per_class(const nb_model *m, const nb_dataset_info *info, cons
         size_t n = 0;
         for (int j = 0; j < classes; j++) n += cm[(size_t)i * (size_t)classes + (size_t)j];
         if (!n) continue;
-        const char *name = class_name(m, info, i);
+        const char *name = cli_class_name(m, info, i);
         printf("  %3d %-20s %6.2f%%  %zu\n", i, name ? name : "",
                100.0 * (double)cm[(size_t)i * (size_t)classes + (size_t)i] / (double)n, n);
     }
@@ -82,7 +75,7 @@ static void print_json(const nb_model *m, const nb_dataset_info *info, const nb_
         if (!n) continue;
         printf("%s{\"class\":%d", first ? "" : ",", i);
         first = 0;
-        const char *name = class_name(m, info, i);
+        const char *name = cli_class_name(m, info, i);
         if (name) {
             printf(",\"name\":");
             cli_json_string(name);
@@ -136,7 +129,7 @@ static int evaluate(nb_model *m, const char *dir, const char *split, const cli_d
         char title[256];
         snprintf(title, sizeof title, "%s on %s (accuracy %.2f%%)", nb_model_name(m), split,
                  100.0 * r.accuracy);
-        if (!eval_pictures_draw(pictures, m, &d, dir, cm, title)) code = EXIT_RUNTIME;
+        if (!eval_pictures_draw(pictures, m, &d, &info, cm, title)) code = EXIT_RUNTIME;
     }
     free(cm);
     nb_dataset_free(&d);

@@ -1,6 +1,6 @@
 /* cmd_plot.c — `nabla plot LOG --out curves.png`: the training curves of a
  * --log file, drawn with cairo: loss (train and test) and test accuracy
- * against epoch, side by side. */
+ * (top-1, and top-5 where the log has it) against epoch, side by side. */
 #include "cli.h"
 #include "draw.h"
 #include "metrics_log.h"
@@ -11,17 +11,18 @@
 #include <string.h>
 
 static const char help[] =
-    "usage: nabla plot LOG --out FILE.png [--title T]\n"
+    "usage: nabla plot LOG --out FILE.png [--title T] [--width W]\n"
     "\n"
     "Draw the curves of a `nabla train --log` file (.csv or .jsonl): train and\n"
-    "test loss, and test accuracy, against epoch.\n"
+    "test loss, and test accuracy (and top-5 accuracy where the log has it)\n"
+    "against epoch.\n"
     "\n"
     "  --out FILE.png   the picture to write\n"
     "  --title T        its title (default: the log's file name)\n"
     "  --width W        width in pixels (default 1100; the height follows)\n";
 
 static const draw_rgb train_color = {0.12, 0.47, 0.71}, test_color = {0.85, 0.37, 0.01},
-                      step_color = {0.65, 0.78, 0.89};
+                      step_color = {0.65, 0.78, 0.89}, top5_color = {0.17, 0.63, 0.17};
 
 /* One series: a polyline through (x[i], y[i]) where y is finite. */
 static void plot_line(cairo_t *cr, const draw_axes *a, const double *x, const double *y, size_t n,
@@ -65,9 +66,9 @@ static int plot(const char *log_path, const char *out, const char *title, int wi
     size_t ne = 0, ns = 0;
     double *ex = calloc(n + 1, sizeof *ex), *etrain = calloc(n + 1, sizeof *ex),
            *etest = calloc(n + 1, sizeof *ex), *eacc = calloc(n + 1, sizeof *ex),
-           *sx = calloc(n + 1, sizeof *ex), *strain = calloc(n + 1, sizeof *ex);
+           *etop5 = calloc(n + 1, sizeof *ex), *sx = calloc(n + 1, sizeof *ex), *strain = calloc(n + 1, sizeof *ex);
     int code = 0;
-    if (!ex || !etrain || !etest || !eacc || !sx || !strain) {
+    if (!ex || !etrain || !etest || !eacc || !etop5 || !sx || !strain) {
         cli_error("plot: out of memory");
         code = EXIT_RUNTIME;
         goto done;
@@ -75,6 +76,7 @@ static int plot(const char *log_path, const char *out, const char *title, int wi
     for (size_t i = 0; i < n; i++) {
         if (r[i].epoch_record) {
             ex[ne] = r[i].epoch, etrain[ne] = r[i].train_loss, etest[ne] = r[i].test_loss;
+            etop5[ne] = 100.0 * r[i].test_top5;
             eacc[ne++] = 100.0 * r[i].test_accuracy;
         } else {
             sx[ns] = r[i].epoch, strain[ns++] = r[i].train_loss;
@@ -93,6 +95,10 @@ static int plot(const char *log_path, const char *out, const char *title, int wi
     range_of(etest, ne, &llo, &lhi);
     range_of(strain, ns, &llo, &lhi);
     range_of(eacc, ne, &alo, &ahi);
+    double t5lo = INFINITY, t5hi = -INFINITY;
+    range_of(etop5, ne, &t5lo, &t5hi);
+    bool have_top5 = isfinite(t5lo);
+    if (have_top5) range_of(etop5, ne, &alo, &ahi);
     if (!isfinite(llo)) llo = 0, lhi = 1;
     bool have_acc = isfinite(alo);
     if (!have_acc) alo = 0, ahi = 100;
@@ -142,10 +148,12 @@ static int plot(const char *log_path, const char *out, const char *title, int wi
     names[k] = "train loss (epoch)", colors[k++] = train_color;
     if (ns) names[k] = "train loss (steps)", colors[k++] = step_color;
     names[k] = "test loss", colors[k++] = test_color;
-    draw_legend(cr, &loss, k, colors, NULL, names);
+    draw_legend(cr, &loss, k, colors, false, names);
     if (have_acc) {
+        if (have_top5) plot_line(cr, &acc, ex, etop5, ne, top5_color, 2.2, true);
         plot_line(cr, &acc, ex, eacc, ne, test_color, 2.2, true);
-        /* The last epoch's figure, at its point. */
+        /* The last epoch's figure, at its point; the legend goes low, clear
+         * of curves that rise. */
         char last[32];
         for (size_t i = ne; i-- > 0;)
             if (isfinite(eacc[i])) {
@@ -154,7 +162,9 @@ static int plot(const char *log_path, const char *out, const char *title, int wi
                 draw_text(cr, draw_px(&acc, ex[i]) - 6, draw_py(&acc, eacc[i]) + 8, 12, true, 1, 0, last);
                 break;
             }
-        draw_legend(cr, &acc, 1, &test_color, NULL, (const char *const[]){"test accuracy"});
+        const draw_rgb acc_colors[2] = {test_color, top5_color};
+        draw_legend(cr, &acc, have_top5 ? 2 : 1, acc_colors, true,
+                    (const char *const[]){"test accuracy", "test top-5 accuracy"});
     } else {
         cairo_set_source_rgb(cr, 0.4, 0.4, 0.4);
         draw_text(cr, acc.x + acc.w / 2, acc.y + acc.h / 2, 13, false, 0.5, 0.5,
@@ -162,7 +172,7 @@ static int plot(const char *log_path, const char *out, const char *title, int wi
     }
     if (!draw_save_png(cr, out)) code = EXIT_RUNTIME;
 done:
-    free(ex), free(etrain), free(etest), free(eacc), free(sx), free(strain);
+    free(ex), free(etrain), free(etest), free(eacc), free(etop5), free(sx), free(strain);
     free(r);
     return code;
 }

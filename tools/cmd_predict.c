@@ -16,7 +16,7 @@ static const char help[] =
     "torchvision's Resize + CenterCrop. Colour is converted to the model's\n"
     "channel count.\n"
     "\n"
-    "  --model M        lenet5, alexnet, mlp, logreg or a network file\n"
+    "  --model M        lenet5, alexnet, resnet18, mlp, logreg or a network file\n"
     "  --weights W      the weights (.safetensors)\n"
     "  --resize S       shorter side before the crop (default round(size / 0.875))\n"
     "  --top K          print the K most probable classes (default 1)\n"

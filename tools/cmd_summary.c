@@ -13,7 +13,7 @@ static const char help[] =
     "Print each layer of a model with its output shape for one image, its\n"
     "parameter count and its multiply-adds, then the totals.\n"
     "\n"
-    "  --model M        lenet5, alexnet, mlp, logreg or a network file\n"
+    "  --model M        lenet5, alexnet, resnet18, mlp, logreg or a network file\n"
     "  --input CxHxW    the image size to build the model for (default: the\n"
     "                   model's own, e.g. 3x224x224 for alexnet)\n"
     "  --json           print one JSON object instead of the table\n"
@@ -66,61 +66,76 @@ static const char *grouped(double v, char *buf, size_t size) {
     return buf;
 }
 
-static void print_table(nb_model *m, int last) {
+/* One row of the summary: a layer's output node and what it costs. */
+typedef struct layer_row {
+    const char *label, *op;
+    const nb_tensor *output;
+    size_t params;
+    double macs;
+} layer_row;
+
+typedef void (*row_fn)(const layer_row *row, int index);
+
+/* Call fn for each layer among the first last + 1 nodes, in order, and sum
+ * their parameters and multiply-adds. */
+static void for_each_layer(nb_model *m, int last, row_fn fn, size_t *params, double *macs) {
     nb_graph *g = nb_model_graph(m);
-    char label[64], shape[64], a[32], b[32];
-    int in_shape[3], nd = nb_model_input_shape(m, in_shape);
-    printf("%s: input ", nb_model_name(m));
-    for (int i = 0; i < nd; i++) printf("%s%d", i ? "x" : "", in_shape[i]);
-    printf("\n\n%-20s %-18s %-20s %12s %16s\n", "layer", "type", "output shape", "params", "mult-adds");
-    double macs = 0;
-    size_t params = 0;
+    char label[64];
+    int count = 0;
+    *params = 0, *macs = 0;
     for (int i = 0; i <= last; i++) {
         nb_node *n = nb_graph_node(g, i);
         if (!is_layer(n)) continue;
         cli_node_label(g, n, label, sizeof label);
-        size_t p = node_params(n);
-        double k = node_macs(n);
-        params += p;
-        macs += k;
-        printf("%-20s %-18s %-20s %12s %16s\n", label, nb_node_op(n),
-               nb_shape_str(nb_value(n), shape, sizeof shape), p ? grouped((double)p, a, sizeof a) : "-",
-               k > 0 ? grouped(k, b, sizeof b) : "-");
+        layer_row row = {label, nb_node_op(n), nb_value(n), node_params(n), node_macs(n)};
+        *params += row.params;
+        *macs += row.macs;
+        fn(&row, count++);
     }
+}
+
+static void table_row(const layer_row *r, int index) {
+    (void)index;
+    char shape[64], a[32], b[32];
+    printf("%-20s %-18s %-20s %12s %16s\n", r->label, r->op, nb_shape_str(r->output, shape, sizeof shape),
+           r->params ? grouped((double)r->params, a, sizeof a) : "-",
+           r->macs > 0 ? grouped(r->macs, b, sizeof b) : "-");
+}
+
+static void print_table(nb_model *m, int last) {
+    char a[32], b[32];
+    int in_shape[3], nd = nb_model_input_shape(m, in_shape);
+    printf("%s: input ", nb_model_name(m));
+    for (int i = 0; i < nd; i++) printf("%s%d", i ? "x" : "", in_shape[i]);
+    printf("\n\n%-20s %-18s %-20s %12s %16s\n", "layer", "type", "output shape", "params", "mult-adds");
+    double macs;
+    size_t params;
+    for_each_layer(m, last, table_row, &params, &macs);
     printf("\ntotal params: %s (%.2f MB as float32)\n", grouped((double)params, a, sizeof a),
            (double)params * 4.0 / 1e6);
     printf("total mult-adds per image: %s (%.2f M)\n", grouped(macs, b, sizeof b), macs / 1e6);
 }
 
+static void json_row(const layer_row *r, int index) {
+    printf("%s{\"name\":", index ? "," : "");
+    cli_json_string(r->label);
+    printf(",\"type\":");
+    cli_json_string(r->op);
+    printf(",\"output\":[");
+    for (int d = 0; d < r->output->ndim; d++) printf("%s%d", d ? "," : "", r->output->shape[d]);
+    printf("],\"params\":%zu,\"mult_adds\":%.0f}", r->params, r->macs);
+}
+
 static void print_json(nb_model *m, int last) {
-    nb_graph *g = nb_model_graph(m);
-    char label[64];
     int in_shape[3], nd = nb_model_input_shape(m, in_shape);
     printf("{\"model\":");
     cli_json_string(nb_model_name(m));
     printf(",\"input\":[");
     for (int i = 0; i < nd; i++) printf("%s%d", i ? "," : "", in_shape[i]);
     printf("],\"layers\":[");
-    double macs = 0;
-    size_t params = 0;
-    int count = 0;
-    for (int i = 0; i <= last; i++) {
-        nb_node *n = nb_graph_node(g, i);
-        if (!is_layer(n)) continue;
-        cli_node_label(g, n, label, sizeof label);
-        size_t p = node_params(n);
-        double k = node_macs(n);
-        params += p;
-        macs += k;
-        printf("%s{\"name\":", count++ ? "," : "");
-        cli_json_string(label);
-        printf(",\"type\":");
-        cli_json_string(nb_node_op(n));
-        const nb_tensor *v = nb_value(n);
-        printf(",\"output\":[");
-        for (int d = 0; d < v->ndim; d++) printf("%s%d", d ? "," : "", v->shape[d]);
-        printf("],\"params\":%zu,\"mult_adds\":%.0f}", p, k);
-    }
+    double macs;
+    size_t params;
+    for_each_layer(m, last, json_row, &params, &macs);
     printf("],\"params\":%zu,\"mult_adds\":%.0f}\n", params, macs);
 }
 

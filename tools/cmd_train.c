@@ -289,6 +289,7 @@ static void print_epoch(const nb_epoch_report *r, void *user) {
     if (ui->logging) metrics_log_epoch(&ui->log, r);
     printf("epoch %*d/%d  train loss %.4f", r->epochs >= 10 ? 2 : 1, r->epoch, r->epochs, r->train_loss);
     if (!isnan(r->test_loss)) printf("  test loss %.4f  test acc %.2f%%", r->test_loss, 100.0 * r->test_accuracy);
+    if (!isnan(r->test_top5)) printf("  top-5 %.2f%%", 100.0 * r->test_top5);
     if (r->skipped) printf("  skipped %ld non-finite step%s", r->skipped, r->skipped == 1 ? "" : "s");
     if (r->bad_images)
         printf("  left out %ld bad image%s", r->bad_images, r->bad_images == 1 ? "" : "s");
@@ -464,6 +465,8 @@ static int run(train_args *t, nb_model *m) {
         nb_optimizer_free(opt);
         nb_dataset_free(&train);
         nb_dataset_free(&test);
+        nb_dataset_info_free(&train_info);
+        nb_dataset_info_free(&test_info);
         return EXIT_RUNTIME;
     }
     /* Caught from before the header line: a signal from then on stops the

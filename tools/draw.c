@@ -5,6 +5,8 @@
 #include <fontconfig/fontconfig.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 void draw_finish(void) {
     cairo_debug_reset_static_data();
@@ -26,15 +28,42 @@ cairo_t *draw_canvas(int w, int h) {
     return cr;
 }
 
+/* The PNG as cairo encodes it, gathered in memory so that it reaches the
+ * disk in one atomic write. */
+typedef struct png_bytes {
+    unsigned char *data;
+    size_t n, cap;
+} png_bytes;
+
+static cairo_status_t gather_png(void *closure, const unsigned char *data, unsigned int n) {
+    png_bytes *b = closure;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 1 << 16;
+        while (cap < b->n + n) cap *= 2;
+        unsigned char *grown = realloc(b->data, cap);
+        if (!grown) return CAIRO_STATUS_NO_MEMORY;
+        b->data = grown, b->cap = cap;
+    }
+    memcpy(b->data + b->n, data, n);
+    b->n += n;
+    return CAIRO_STATUS_SUCCESS;
+}
+
 bool draw_save_png(cairo_t *cr, const char *path) {
     cairo_surface_t *s = cairo_get_target(cr);
     cairo_surface_flush(s);
+    png_bytes png = {NULL, 0, 0};
     cairo_status_t st = cairo_status(cr);
-    if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_write_to_png(s, path);
+    if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_write_to_png_stream(s, gather_png, &png);
     cairo_destroy(cr);
-    if (st == CAIRO_STATUS_SUCCESS) return true;
-    cli_error("%s: cannot write the picture: %s", path, cairo_status_to_string(st));
-    return false;
+    bool ok = st == CAIRO_STATUS_SUCCESS;
+    if (!ok) cli_error("%s: cannot draw the picture: %s", path, cairo_status_to_string(st));
+    else if (nb_file_write_atomic(path, png.data, png.n) != NB_OK) {
+        cli_error("%s", nb_last_error());
+        ok = false;
+    }
+    free(png.data);
+    return ok;
 }
 
 void draw_text(cairo_t *cr, double x, double y, double size, bool bold, double ax, double ay,
@@ -124,8 +153,8 @@ void draw_axes_frame(cairo_t *cr, const draw_axes *a, const char *xlabel, const 
     if (title) draw_text(cr, a->x + a->w / 2, a->y - 26, 15, true, 0.5, 0, title);
 }
 
-void draw_legend(cairo_t *cr, const draw_axes *a, int n, const draw_rgb *colors,
-                 const bool *dashed, const char *const *names) {
+void draw_legend(cairo_t *cr, const draw_axes *a, int n, const draw_rgb *colors, bool bottom,
+                 const char *const *names) {
     double row = 18, width = 0;
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
     cairo_set_font_size(cr, 12);
@@ -134,7 +163,8 @@ void draw_legend(cairo_t *cr, const draw_axes *a, int n, const draw_rgb *colors,
         cairo_text_extents(cr, names[i], &e);
         if (e.x_advance > width) width = e.x_advance;
     }
-    double bw = width + 46, bh = n * row + 8, bx = a->x + a->w - bw - 8, by = a->y + 8;
+    double bw = width + 46, bh = n * row + 8, bx = a->x + a->w - bw - 8,
+           by = bottom ? a->y + a->h - bh - 8 : a->y + 8;
     cairo_set_source_rgba(cr, 1, 1, 1, 0.9);
     cairo_rectangle(cr, bx, by, bw, bh);
     cairo_fill_preserve(cr);
@@ -145,11 +175,9 @@ void draw_legend(cairo_t *cr, const draw_axes *a, int n, const draw_rgb *colors,
         double y = by + 4 + row * i + row / 2;
         cairo_set_source_rgb(cr, colors[i].r, colors[i].g, colors[i].b);
         cairo_set_line_width(cr, 2);
-        if (dashed && dashed[i]) cairo_set_dash(cr, (double[]){5, 3}, 2, 0);
         cairo_move_to(cr, bx + 6, y);
         cairo_line_to(cr, bx + 32, y);
         cairo_stroke(cr);
-        cairo_set_dash(cr, NULL, 0, 0);
         cairo_set_source_rgb(cr, 0, 0, 0);
         draw_text(cr, bx + 38, y, 12, false, 0, 0.5, names[i]);
     }

@@ -13,7 +13,9 @@ typedef struct draw_rgb {
 
 /* A white canvas of w x h pixels; NULL after a message. */
 cairo_t *draw_canvas(int w, int h);
-/* Write the canvas as PNG and free it; false after a message naming path. */
+/* Write the canvas as PNG and free it. The file is written atomically
+ * (nb_file_write_atomic): a failed write leaves the previous file at path
+ * as it was. false after a message naming path. */
 bool draw_save_png(cairo_t *cr, const char *path);
 
 /* Release what cairo and fontconfig keep for the process (font caches), so
@@ -38,10 +40,10 @@ void draw_axes_frame(cairo_t *cr, const draw_axes *a, const char *xlabel, const 
                      const char *title);
 double draw_px(const draw_axes *a, double x);
 double draw_py(const draw_axes *a, double y);
-/* A legend box in the axes' top-right corner: n entries of colour and name;
- * dashed[i] draws that entry's line dashed. */
-void draw_legend(cairo_t *cr, const draw_axes *a, int n, const draw_rgb *colors,
-                 const bool *dashed, const char *const *names);
+/* A legend box in the axes' top-right corner (bottom-right with bottom):
+ * n entries of colour and name. */
+void draw_legend(cairo_t *cr, const draw_axes *a, int n, const draw_rgb *colors, bool bottom,
+                 const char *const *names);
 /* A sequential colour map from white (t = 0) to dark blue (t = 1). */
 draw_rgb draw_heat(double t);
 

@@ -2,6 +2,7 @@
  * drawn with cairo through draw.h. */
 #include "eval_pictures.h"
 #include "cli.h"
+#include "cli_data.h"
 #include "draw.h"
 
 #include <math.h>
@@ -16,25 +17,30 @@ bool eval_picture_path(const char *option, const char *path) {
     return false;
 }
 
-/* Fashion-MNIST's class names when the data is Debian's Fashion-MNIST,
- * else the class numbers. */
-static const char *const fashion_names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                              "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+/* Which names label the classes, and where a class has none, its number. */
+typedef struct class_labels {
+    const nb_model *m;
+    const nb_dataset_info *info;
+} class_labels;
 
-static const char *class_name(const char *dir, int classes, int k, char *buf, size_t size) {
-    if (classes == 10 && dir && !strcmp(dir, NB_FASHION_MNIST_DIR)) return fashion_names[k];
+static const char *class_label(const class_labels *l, int k, char *buf, size_t size) {
+    const char *name = cli_class_name(l->m, l->info, k);
+    if (name) return name;
     snprintf(buf, size, "%d", k);
     return buf;
 }
 
 /* ---- the confusion matrix ---------------------------------------------------- */
 
-static bool draw_confusion(const char *path, const size_t *cm, int classes, const char *dir,
-                           const char *title) {
+static bool draw_confusion(const char *path, const size_t *cm, int classes,
+                           const class_labels *names, const char *title) {
     double cell = classes <= 10 ? 52 : classes <= 20 ? 30 : fmax(4.0, 640.0 / classes);
     bool numbers = classes <= 20, labels = classes <= 40;
     double left = labels ? 130 : 60, top = labels ? 130 : 70, grid = cell * classes;
     int w = (int)(left + grid + 120), h = (int)(top + grid + 60);
+    /* Wide enough for the title over a few classes' grid (bold 16-pixel
+     * letters are under 10 pixels wide). */
+    if (w < 10 * (int)strlen(title) + 40) w = 10 * (int)strlen(title) + 40;
     cairo_t *cr = draw_canvas(w, h);
     if (!cr) return false;
     char buf[32];
@@ -68,7 +74,7 @@ static bool draw_confusion(const char *path, const size_t *cm, int classes, cons
     cairo_set_source_rgb(cr, 0, 0, 0);
     if (labels)
         for (int k = 0; k < classes; k++) {
-            const char *name = class_name(dir, classes, k, buf, sizeof buf);
+            const char *name = class_label(names, k, buf, sizeof buf);
             draw_text(cr, left - 6, top + (k + 0.5) * cell, 11, false, 1, 0.5, name);
             cairo_save(cr);
             cairo_translate(cr, left + (k + 0.5) * cell, top - 6);
@@ -175,8 +181,8 @@ static cairo_surface_t *sample_surface(const nb_dataset *d, int index) {
     return s;
 }
 
-static bool draw_errors(const char *path, nb_model *m, const nb_dataset *d, const char *dir,
-                        const char *title) {
+static bool draw_errors(const char *path, nb_model *m, const nb_dataset *d,
+                        const class_labels *names, const char *title) {
     miss misses[ERROR_COLUMNS * ERROR_ROWS];
     int n = find_misses(m, d, misses, ERROR_COLUMNS * ERROR_ROWS);
     if (n < 0) return false;
@@ -185,7 +191,6 @@ static bool draw_errors(const char *path, nb_model *m, const nb_dataset *d, cons
     int w = (int)(left * 2 + cw * ERROR_COLUMNS), h = (int)(top + ch * rows + 10);
     cairo_t *cr = draw_canvas(w, h);
     if (!cr) return false;
-    int classes = nb_model_classes(m);
     char heading[512], buf[32], line[96];
     snprintf(heading, sizeof heading, "%s: the first %d misclassified", title, n);
     cairo_set_source_rgb(cr, 0, 0, 0);
@@ -204,25 +209,26 @@ static bool draw_errors(const char *path, nb_model *m, const nb_dataset *d, cons
         cairo_surface_destroy(s);
         double cx = x + img / 2;
         cairo_set_source_rgb(cr, 0, 0, 0);
-        snprintf(line, sizeof line, "true: %s", class_name(dir, classes, misses[i].truth, buf, sizeof buf));
+        snprintf(line, sizeof line, "true: %s", class_label(names, misses[i].truth, buf, sizeof buf));
         draw_text(cr, cx, y + img + 4, 11, false, 0.5, 0, line);
         cairo_set_source_rgb(cr, 0.78, 0.1, 0.1);
-        snprintf(line, sizeof line, "pred: %s %.0f%%", class_name(dir, classes, misses[i].pred, buf, sizeof buf),
+        snprintf(line, sizeof line, "pred: %s %.0f%%", class_label(names, misses[i].pred, buf, sizeof buf),
                  100.0 * misses[i].prob);
         draw_text(cr, cx, y + img + 20, 11, false, 0.5, 0, line);
     }
     return draw_save_png(cr, path);
 }
 
-bool eval_pictures_draw(const eval_pictures *p, nb_model *m, const nb_dataset *d, const char *dir,
-                        const size_t *confusion, const char *title) {
+bool eval_pictures_draw(const eval_pictures *p, nb_model *m, const nb_dataset *d,
+                        const nb_dataset_info *info, const size_t *confusion, const char *title) {
+    class_labels names = {m, info};
     char heading[512];
     bool ok = true;
     if (p->confusion) {
         snprintf(heading, sizeof heading, "confusion matrix: %s", title);
-        ok = draw_confusion(p->confusion, confusion, nb_model_classes(m), dir, heading);
+        ok = draw_confusion(p->confusion, confusion, nb_model_classes(m), &names, heading);
     }
-    if (ok && p->errors) ok = draw_errors(p->errors, m, d, dir, title);
+    if (ok && p->errors) ok = draw_errors(p->errors, m, d, &names, title);
     draw_finish();
     return ok;
 }

@@ -18,8 +18,10 @@ typedef struct eval_pictures {
 bool eval_picture_path(const char *option, const char *path);
 /* Draw what was asked for, from the evaluation's confusion counts (classes x
  * classes, row = true class) and, for --errors, the data set run through
- * the model again. title names the model and data. false after a message. */
-bool eval_pictures_draw(const eval_pictures *p, nb_model *m, const nb_dataset *d, const char *dir,
-                        const size_t *confusion, const char *title);
+ * the model again. Classes are labelled by cli_class_name (the weights'
+ * names, else those nb_dataset_open found in info), else by number. title
+ * names the model and data. false after a message. */
+bool eval_pictures_draw(const eval_pictures *p, nb_model *m, const nb_dataset *d,
+                        const nb_dataset_info *info, const size_t *confusion, const char *title);
 
 #endif

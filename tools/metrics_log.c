@@ -1,14 +1,17 @@
 /* metrics_log.c — the --log file. Both formats hold the same fields:
  *
- *   kind,step,epoch,lr,train_loss,test_loss,test_accuracy,images_per_s,wall_s
- *   step,100,0.1067,0.0199,1.2034,,,5120,2.41
- *   epoch,938,1,0.0195,0.6132,0.4511,0.8342,5088,14.2
+ *   kind,step,epoch,lr,train_loss,test_loss,test_accuracy,test_top5,images_per_s,wall_s
+ *   step,100,0.1067,0.0199,1.2034,,,,5120,2.41
+ *   epoch,938,1,0.0195,0.6132,0.4511,0.8342,0.9921,5088,14.2
  *
  * or one JSON object a line with those keys (null where CSV leaves a field
- * empty). A step record's train loss is the mean over the steps since the
- * previous step record of its epoch, and its epoch is fractional (the share
- * of the epoch done); an epoch record's are the epoch's mean and number.
- * Each record is flushed as it is written, so a killed run loses none. */
+ * empty). test_top5 is empty with 5 classes or fewer. A CSV file is read
+ * by its header's column names, so logs of older versions (without
+ * test_top5) still plot. A step record's train loss is the mean over the
+ * steps since the previous step record of its epoch, and its epoch is
+ * fractional (the share of the epoch done); an epoch record's are the
+ * epoch's mean and number. Each record is flushed as it is written, so a
+ * killed run loses none. */
 #include "metrics_log.h"
 #include "cli.h"
 
@@ -21,7 +24,19 @@
 #include <unistd.h>
 
 static const char csv_header[] =
-    "kind,step,epoch,lr,train_loss,test_loss,test_accuracy,images_per_s,wall_s\n";
+    "kind,step,epoch,lr,train_loss,test_loss,test_accuracy,test_top5,images_per_s,wall_s\n";
+
+/* The number fields after kind and step, in the order this version writes
+ * them. */
+#define RECORD_FIELDS 8
+static const char *const field_names[RECORD_FIELDS] = {
+    "epoch", "lr", "train_loss", "test_loss", "test_accuracy", "test_top5", "images_per_s", "wall_s"};
+
+static double *record_field(metrics_record *r, int k) {
+    double *fields[RECORD_FIELDS] = {&r->epoch, &r->lr, &r->train_loss, &r->test_loss,
+                                     &r->test_accuracy, &r->test_top5, &r->images_per_s, &r->wall_s};
+    return fields[k];
+}
 
 static double now_seconds(void) {
     struct timespec ts;
@@ -57,13 +72,7 @@ static bool parse_json_record(const char *line, metrics_record *r) {
         double step = json_number(o, "step");
         ok = isfinite(step);
         r->step = ok ? (long)step : 0;
-        r->epoch = json_number(o, "epoch");
-        r->lr = json_number(o, "lr");
-        r->train_loss = json_number(o, "train_loss");
-        r->test_loss = json_number(o, "test_loss");
-        r->test_accuracy = json_number(o, "test_accuracy");
-        r->images_per_s = json_number(o, "images_per_s");
-        r->wall_s = json_number(o, "wall_s");
+        for (int k = 0; k < RECORD_FIELDS; k++) *record_field(r, k) = json_number(o, field_names[k]);
     }
     cJSON_Delete(o);
     return ok;
@@ -86,24 +95,61 @@ static double csv_number(const char **p) {
     return v;
 }
 
-static bool parse_csv_record(const char *line, metrics_record *r) {
+/* Which record field each CSV column after kind and step holds (-1: one
+ * this version does not know), from the header's names. */
+#define MAX_COLUMNS 32
+typedef struct csv_columns {
+    int n;
+    int field[MAX_COLUMNS];
+} csv_columns;
+
+static void default_columns(csv_columns *c) {
+    c->n = RECORD_FIELDS;
+    for (int k = 0; k < RECORD_FIELDS; k++) c->field[k] = k;
+}
+
+/* A header line ("kind,step,..."): its columns into *c; false if line is
+ * not one. */
+static bool parse_csv_header(const char *line, csv_columns *c) {
+    if (strncmp(line, "kind,step,", 10)) return false;
+    c->n = 0;
+    for (const char *p = line + 10; *p && *p != '\n' && c->n < MAX_COLUMNS;) {
+        size_t len = strcspn(p, ",\r\n");
+        int field = -1;
+        for (int k = 0; k < RECORD_FIELDS; k++)
+            if (strlen(field_names[k]) == len && !strncmp(p, field_names[k], len)) field = k;
+        c->field[c->n++] = field;
+        p += len;
+        if (*p == ',') p++;
+        else break;
+    }
+    return true;
+}
+
+static bool parse_csv_record(const char *line, const csv_columns *c, metrics_record *r) {
     if (!strncmp(line, "step,", 5)) r->epoch_record = false, line += 5;
     else if (!strncmp(line, "epoch,", 6)) r->epoch_record = true, line += 6;
     else return false;
     double step = csv_number(&line);
     if (!isfinite(step)) return false;
     r->step = (long)step;
-    double *fields[] = {&r->epoch, &r->lr, &r->train_loss, &r->test_loss, &r->test_accuracy,
-                        &r->images_per_s, &r->wall_s};
-    for (int i = 0; i < 7; i++) *fields[i] = csv_number(&line);
+    for (int k = 0; k < RECORD_FIELDS; k++) *record_field(r, k) = NAN;
+    for (int i = 0; i < c->n; i++) {
+        double v = csv_number(&line);
+        if (c->field[i] >= 0) *record_field(r, c->field[i]) = v;
+    }
     return true;
 }
 
 /* Every record and where it starts; lines that are not records (the CSV
- * header, blank lines) are skipped. */
+ * header, blank lines) are skipped. *current (may be NULL) says whether a
+ * CSV file's header is this version's, so records appended to it line up. */
 static bool read_records(const char *path, FILE *f, metrics_record **out, long **offsets,
-                         size_t *count) {
+                         size_t *count, bool *current) {
     bool jsonl = ends_with(path, ".jsonl");
+    csv_columns columns;
+    default_columns(&columns);
+    if (current) *current = true;
     size_t n = 0, cap = 0;
     metrics_record *recs = NULL;
     long *offs = NULL;
@@ -112,7 +158,11 @@ static bool read_records(const char *path, FILE *f, metrics_record **out, long *
     long at = ftell(f);
     for (ssize_t len; (len = getline(&line, &line_cap, f)) > 0; at += len) {
         metrics_record r;
-        if (!(jsonl ? parse_json_record(line, &r) : parse_csv_record(line, &r))) continue;
+        if (!jsonl && parse_csv_header(line, &columns)) {
+            if (current) *current = !strcmp(line, csv_header);
+            continue;
+        }
+        if (!(jsonl ? parse_json_record(line, &r) : parse_csv_record(line, &columns, &r))) continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 256;
             metrics_record *nr = realloc(recs, cap * sizeof *recs);
@@ -143,7 +193,7 @@ bool metrics_log_read(const char *path, metrics_record **records, size_t *count)
         cli_error("%s: %s", path, strerror(errno));
         return false;
     }
-    bool ok = read_records(path, f, records, NULL, count);
+    bool ok = read_records(path, f, records, NULL, count, NULL);
     fclose(f);
     return ok;
 }
@@ -158,8 +208,15 @@ bool metrics_log_open(metrics_log *log, const char *path, long every, bool resum
     log->t0 = now_seconds();
     log->f = resuming ? fopen(path, "r+") : NULL;
     if (log->f) {
-        if (!read_records(path, log->f, &log->old, &log->old_offsets, &log->old_count)) {
+        bool current;
+        if (!read_records(path, log->f, &log->old, &log->old_offsets, &log->old_count, &current)) {
             fclose(log->f);
+            return false;
+        }
+        if (!current) {
+            cli_error("--log %s: its columns are an older version's (no test_top5): give the "
+                      "resumed run a new log file", path);
+            metrics_log_close(log);
             return false;
         }
     } else {
@@ -201,9 +258,9 @@ static void settle(metrics_log *log, const metrics_record *first) {
     log->old = NULL, log->old_offsets = NULL, log->old_count = 0;
 }
 
-static void put_number(metrics_log *log, const char *key, double v, bool first) {
+static void put_number(metrics_log *log, const char *key, double v) {
     if (log->jsonl) {
-        fprintf(log->f, "%s\"%s\":", first ? "" : ",", key);
+        fprintf(log->f, ",\"%s\":", key);
         if (isfinite(v)) fprintf(log->f, "%.6g", v);
         else fputs("null", log->f);
     } else {
@@ -219,13 +276,8 @@ static void write_record(metrics_log *log, const metrics_record *r) {
     const char *kind = r->epoch_record ? "epoch" : "step";
     if (log->jsonl) fprintf(log->f, "{\"kind\":\"%s\",\"step\":%ld", kind, r->step);
     else fprintf(log->f, "%s,%ld", kind, r->step);
-    put_number(log, "epoch", r->epoch, false);
-    put_number(log, "lr", r->lr, false);
-    put_number(log, "train_loss", r->train_loss, false);
-    put_number(log, "test_loss", r->test_loss, false);
-    put_number(log, "test_accuracy", r->test_accuracy, false);
-    put_number(log, "images_per_s", r->images_per_s, false);
-    put_number(log, "wall_s", r->wall_s, false);
+    metrics_record fields = *r;
+    for (int k = 0; k < RECORD_FIELDS; k++) put_number(log, field_names[k], *record_field(&fields, k));
     fputs(log->jsonl ? "}\n" : "\n", log->f);
     if (fflush(log->f) != 0 || ferror(log->f)) write_failed(log);
 }
@@ -241,7 +293,7 @@ void metrics_log_progress(metrics_log *log, const nb_progress *p) {
     size_t n = p->samples - log->last_samples;
     metrics_record r = {false, p->step, (p->epoch - 1) + (double)p->done / (double)p->total,
                         p->lr, n ? (loss_sum - log->last_loss_sum) / (double)n : NAN, NAN, NAN,
-                        p->images_per_s, log->wall_offset + now_seconds() - log->t0};
+                        NAN, p->images_per_s, log->wall_offset + now_seconds() - log->t0};
     log->last_loss_sum = loss_sum;
     log->last_samples = p->samples;
     write_record(log, &r);
@@ -249,7 +301,7 @@ void metrics_log_progress(metrics_log *log, const nb_progress *p) {
 
 void metrics_log_epoch(metrics_log *log, const nb_epoch_report *e) {
     metrics_record r = {true, e->step, e->epoch, e->lr, e->train_loss, e->test_loss,
-                        e->test_accuracy, e->images_per_s, 0.0};
+                        e->test_accuracy, e->test_top5, e->images_per_s, 0.0};
     r.wall_s = log->wall_offset + now_seconds() - log->t0;
     write_record(log, &r);
 }

@@ -44,7 +44,7 @@ bool metrics_log_close(metrics_log *log);
 typedef struct metrics_record {
     bool epoch_record; /* else a step record */
     long step;
-    double epoch, lr, train_loss, test_loss, test_accuracy, images_per_s, wall_s; /* NaN: none */
+    double epoch, lr, train_loss, test_loss, test_accuracy, test_top5, images_per_s, wall_s; /* NaN: none */
 } metrics_record;
 
 /* Read every record of a .csv or .jsonl log written by --log into a new

@@ -447,7 +447,7 @@ static nb_status run_loop(run *r) {
         rep.bad_images = st->bad_images;
         rep.train_loss = st->samples ? st->loss_sum / (double)st->samples : NAN;
         rep.images_per_s = rep.seconds > 0 ? (double)trained / rep.seconds : 0.0;
-        rep.test_loss = rep.test_accuracy = NAN;
+        rep.test_loss = rep.test_accuracy = rep.test_top5 = NAN;
         if (o->test) {
             nb_eval_result e;
             eval_progress ep = {o->on_progress, o->user, rep.epoch, epochs, st->step};
@@ -455,6 +455,7 @@ static nb_status run_loop(run *r) {
                 return nb_fail_prefix(s, "after epoch %d: ", rep.epoch);
             rep.test_loss = e.loss;
             rep.test_accuracy = e.accuracy;
+            if (nb_model_classes(r->m) > 5) rep.test_top5 = e.top5;
         }
         rep.lr = nb_optimizer_lr(r->opt);
         /* Report, then checkpoint: a run killed between the two repeats the
