@@ -516,6 +516,7 @@ nb_status nb_backward(nb_graph *g, nb_node *loss) {
                 if (n->in[k]->needs_grad) nb_grad_begin_add(n->in[k]);
         if (g->profile) profiled_backward(n);
         else n->op->backward(n);
+        if (g->after_backward) g->after_backward(g->after_backward_user, i);
     }
     /* What no contribution reached is zero: every parameter outside the
      * target's ancestors, and any gradient no op wrote. */
@@ -528,6 +529,7 @@ nb_status nb_backward(nb_graph *g, nb_node *loss) {
         }
     }
     g->step++;
+    if (g->after_backward) g->after_backward(g->after_backward_user, -1);
     return NB_OK;
 }
 

@@ -164,6 +164,12 @@ struct nb_graph {
     const nb_node *forward_target;
     bool profile;                    /* time each node's forward and backward */
     bool planning;                   /* infer runs for a forward, not at creation */
+    /* Called by nb_backward after each node's backward with that node's id,
+     * and once more with -1 when every gradient is final: data-parallel
+     * training (src/nn/distributed.c) starts reducing a parameter's gradient
+     * as soon as the last contribution to it is in. NULL: none. */
+    void (*after_backward)(void *user, int node_id);
+    void *after_backward_user;
 };
 
 /* Create an operator node: checks inputs (NULL → propagate), runs infer,

@@ -182,17 +182,17 @@ typedef struct eval_progress {
 } eval_progress;
 
 static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
-                          size_t *confusion, const eval_progress *ep);
+                          size_t *confusion, const eval_progress *ep, nb_dist *dist);
 
 nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
                       size_t *confusion) {
-    return evaluate(m, d, batch, result, confusion, NULL);
+    return evaluate(m, d, batch, result, confusion, NULL, NULL);
 }
 
 nb_status nb_evaluate_progress(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
                                size_t *confusion, nb_progress_fn fn, void *user) {
     eval_progress ep = {fn, user, 0, 0, 0};
-    return evaluate(m, d, batch, result, confusion, &ep);
+    return evaluate(m, d, batch, result, confusion, &ep, NULL);
 }
 
 /* Fill the parts of a progress report that follow from counts and time. */
@@ -202,8 +202,10 @@ static void progress_rates(nb_progress *p, size_t samples_now, long done_now, do
     p->seconds_left = done_now > 0 ? seconds / (double)done_now * (double)(p->total - p->done) : NAN;
 }
 
+/* With `dist`, each rank evaluates its shard of the set and the counts are
+ * summed over the ranks (the confusion matrix is not). */
 static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
-                          size_t *confusion, const eval_progress *ep) {
+                          size_t *confusion, const eval_progress *ep, nb_dist *dist) {
     nb_status s = nb_model_check_ready(m, "nb_evaluate");
     if (s || (s = check_data(m, d, "evaluation data"))) return s;
     if (batch == 0) batch = auto_batch(m);
@@ -222,8 +224,10 @@ static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_r
     double loss_sum = 0.0;
     size_t correct = 0, top5 = 0;
     double t0 = now_seconds();
-    for (int first = 0; !s && first < d->count; first += batch) {
-        int count = d->count - first < batch ? d->count - first : batch;
+    long lo = 0, mine = d->count;
+    nb_dist_shard(dist, d->count, &lo, &mine);
+    for (int first = (int)lo; !s && first < lo + mine; first += batch) {
+        int count = lo + mine - first < batch ? (int)(lo + mine - first) : batch;
         nb_dataset_batch(d, NULL, (size_t)first, count, pm, ps, x, y);
         float loss;
         if ((s = nb_model_eval_batch(m, x, y, count, &loss))) break;
@@ -245,9 +249,10 @@ static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_r
             if (confusion) confusion[(size_t)truth * (size_t)classes + (size_t)best]++;
         }
         if (ep && ep->fn) {
-            nb_progress p = {NB_PHASE_EVAL, ep->epoch, ep->epochs, first / batch + 1,
-                             (d->count + batch - 1) / batch, ep->step, (size_t)(first + count),
-                             loss_sum / (first + count), 0, 0, 0, 0.0f};
+            long done = first - lo + count;
+            nb_progress p = {NB_PHASE_EVAL, ep->epoch, ep->epochs, (done + batch - 1) / batch,
+                             (mine + batch - 1) / batch, ep->step, (size_t)done,
+                             loss_sum / (double)done, 0, 0, 0, 0.0f};
             progress_rates(&p, p.samples, p.done, now_seconds() - t0);
             ep->fn(&p, ep->user);
         }
@@ -255,6 +260,11 @@ static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_r
     nb_free(x);
     nb_free(y);
     if (s) return s;
+    if (dist) {
+        double sums[3] = {loss_sum, (double)correct, (double)top5};
+        if ((s = nb_dist_sum(dist, sums, 3, "the test-set evaluation"))) return s;
+        loss_sum = sums[0], correct = (size_t)sums[1], top5 = (size_t)sums[2];
+    }
     if (result) {
         result->n = (size_t)d->count;
         result->correct = correct;
@@ -305,9 +315,16 @@ typedef struct run {
     uint8_t *aug_images, *aug_labels; /* a batch's augmented bytes */
     const float *mean, *std;
     long per_epoch;   /* batches in an epoch, the last one partial */
+    nb_dist *dist;    /* data-parallel ranks, or NULL */
+    bool stop_agreed; /* data-parallel: some rank was asked to stop (summed each step) */
 } run;
 
-static bool stop_requested(const nb_train_opts *o) { return o->stop && *o->stop; }
+/* Data-parallel ranks stop together, at the step after the one where any
+ * of them saw the flag: one rank leaving alone would leave the rest
+ * waiting for it. */
+static bool stop_requested(const run *r) {
+    return r->dist ? r->stop_agreed : r->o->stop && *r->o->stop;
+}
 
 /* The step budget, or the epochs, all done. */
 static bool run_done(const run *r) {
@@ -347,7 +364,9 @@ static nb_status fill_batch(run *r, size_t first, int count) {
     return NB_OK;
 }
 
+/* Data-parallel: every rank holds the same state; rank 0 writes it. */
 static nb_status save_checkpoint(run *r, const char *path) {
+    if (nb_dist_rank(r->dist) != 0) return NB_OK;
     return nb_checkpoint_save(path, r->m, r->opt, &r->st);
 }
 
@@ -372,6 +391,50 @@ static void report_step(const run *r, long steps_now, size_t trained, double sec
     r->o->on_progress(&p, r->o->user);
 }
 
+/* Data-parallel: fail loudly if a rank's weights drifted from rank 0's. */
+static nb_status check_ranks(run *r, const char *when) {
+    char text[160];
+    snprintf(text, sizeof text, "%s %ld", when, r->st.step);
+    return nb_dist_check_weights(r->dist, r->m, text);
+}
+
+/* One data-parallel step: this rank's `mine` samples of a global batch of
+ * `count` go forward and backward, the gradients are summed over the ranks
+ * as backward runs (nb_dist_begin_backward), and every rank makes the same
+ * update. The loss and the finite checks are the global batch's, so every
+ * rank takes the same branch. *loss_sum: the global batch's loss sum. */
+static nb_status dist_train_step(run *r, int mine, int count, double *loss_sum) {
+    nb_model *m = r->m;
+    float *params, *grads;
+    size_t n = nb_graph_params(m->g, &params, &grads);
+    double sums[2] = {0.0, r->o->stop && *r->o->stop}; /* the losses, a stop asked for */
+    nb_status s = NB_OK;
+    if (mine) {
+        if ((s = feed(m, r->x, r->y, mine, "nb_train"))) return s;
+        nb_set_training(m->g, 1);
+        if ((s = nb_forward(m->g, m->loss))) return s;
+        sums[0] = (double)nb_value(m->loss)->data[0] * mine;
+        nb_dist_begin_backward(r->dist, m->g, (double)mine / count);
+        s = nb_backward(m->g, m->loss);
+    } else {
+        /* Nothing to learn from; the sums still need this rank's zeros,
+         * and the dropout masks its step. */
+        memset(grads, 0, n * sizeof *grads);
+        nb_graph_set_step(m->g, nb_graph_step(m->g) + 1);
+        nb_dist_begin_backward(r->dist, m->g, 0.0);
+    }
+    nb_status ended = nb_dist_end_backward(r->dist, m->g);
+    if (s || (s = ended) || (s = nb_dist_sum(r->dist, sums, 2, "the loss allreduce"))) return s;
+    r->stop_agreed = sums[1] > 0;
+    *loss_sum = sums[0];
+    if (!isfinite(sums[0]))
+        return nb_fail(NB_ERR_NONFINITE, "model '%s': the loss is %s: training diverged (try a "
+                       "lower learning rate)", m->name, sums[0] > 0 ? "inf" : "nan");
+    if ((s = nb_model_check_finite(m, grads, "the gradient of ")))
+        return nb_fail_prefix(s, "model '%s': ", m->name);
+    return nb_optimizer_step(r->opt, params, grads);
+}
+
 /* Train through the rest of the current epoch, or until the step budget
  * ends it early or a stop is requested. The shuffle is redrawn from the
  * epoch's starting generator, so a resumed epoch sees the same order. On
@@ -392,20 +455,29 @@ static nb_status train_epoch(run *r, double *seconds, size_t *trained) {
     long steps_now = 0;
     nb_train_state *st = &r->st;
     while (st->batch_in_epoch < r->per_epoch && !(o->steps && st->step >= o->steps) &&
-           !stop_requested(o)) {
+           !stop_requested(r)) {
         size_t first = (size_t)st->batch_in_epoch * (size_t)o->batch;
         int count = (size_t)d->count - first < (size_t)o->batch ? (int)((size_t)d->count - first) : o->batch;
-        nb_status s = fill_batch(r, first, count);
+        /* Data-parallel, this rank's share of the batch's positions. */
+        long lo = 0, mine = count;
+        nb_dist_shard(r->dist, count, &lo, &mine);
+        nb_status s = mine ? fill_batch(r, first + (size_t)lo, (int)mine) : NB_OK;
         if (s) return nb_fail_prefix(s, "epoch %d, step %ld: augmenting the batch: ", st->epoch + 1,
                                      st->step + 1);
         float loss;
-        s = nb_model_train_step(r->m, r->opt, r->x, r->y, count, &loss);
+        double loss_sum = 0.0;
+        if (r->dist) {
+            s = dist_train_step(r, (int)mine, count, &loss_sum);
+        } else {
+            s = nb_model_train_step(r->m, r->opt, r->x, r->y, count, &loss);
+            loss_sum = (double)loss * count;
+        }
         if (s == NB_ERR_NONFINITE && o->skip_nonfinite) {
             st->skipped++;
         } else if (s) {
             return nb_fail_prefix(s, "epoch %d, step %ld: ", st->epoch + 1, st->step + 1);
         } else {
-            st->loss_sum += (double)loss * count;
+            st->loss_sum += loss_sum;
             st->samples += count;
             *trained += (size_t)count;
         }
@@ -414,6 +486,8 @@ static nb_status train_epoch(run *r, double *seconds, size_t *trained) {
         if (o->on_progress) report_step(r, ++steps_now, *trained, now_seconds() - t0);
         if (o->checkpoint && o->checkpoint_every > 0 && st->step % o->checkpoint_every == 0 &&
             (s = save_checkpoint(r, o->checkpoint)))
+            return s;
+        if (r->dist && st->step % NB_DIST_CHECK_EVERY == 0 && (s = check_ranks(r, "after step")))
             return s;
     }
     *seconds = now_seconds() - t0;
@@ -460,7 +534,7 @@ static nb_status run_loop(run *r) {
         if (s) return s;
         /* Checked again here: the evaluation may take a while, and a stop
          * that came during the last step should not wait for it. */
-        if (stop_requested(o)) return stop_run(r);
+        if (stop_requested(r)) return stop_run(r);
         const nb_train_state *st = &r->st;
         rep.epochs = epochs;
         rep.epoch = st->epoch + 1;
@@ -473,7 +547,8 @@ static nb_status run_loop(run *r) {
         if (o->test) {
             nb_eval_result e;
             eval_progress ep = {o->on_progress, o->user, rep.epoch, epochs, st->step};
-            if ((s = evaluate(r->m, o->test, o->eval_batch, &e, NULL, &ep)))
+            if ((s = nb_dist_broadcast_buffers(r->dist, r->m->g)) ||
+                (s = evaluate(r->m, o->test, o->eval_batch, &e, NULL, &ep, r->dist)))
                 return nb_fail_prefix(s, "after epoch %d: ", rep.epoch);
             rep.test_loss = e.loss;
             rep.test_accuracy = e.accuracy;
@@ -499,9 +574,13 @@ nb_status nb_train(nb_model *m, nb_optimizer *opt, const nb_dataset *train, cons
     if (o->test && (s = check_data(m, o->test, "test data"))) return s;
     if (train->channels > NB_MAX_CHANNELS)
         return nb_fail(NB_ERR_ARG, "nb_train: %d channels, at most %d", train->channels, NB_MAX_CHANNELS);
+    nb_dist *dist = o->distributed;
+    if ((s = nb_dist_check_data(dist, train, "the training data")) ||
+        (o->test && (s = nb_dist_check_data(dist, o->test, "the test data"))))
+        return s;
     run r;
     memset(&r, 0, sizeof r);
-    r.m = m, r.opt = opt, r.train = train, r.o = o;
+    r.m = m, r.opt = opt, r.train = train, r.o = o, r.dist = dist;
     r.per_epoch = (train->count + o->batch - 1) / o->batch;
     r.st.batch = o->batch;
     r.st.shuffle = o->shuffle != 0;
@@ -530,6 +609,8 @@ nb_status nb_train(nb_model *m, nb_optimizer *opt, const nb_dataset *train, cons
     if ((s = nb_model_check_finite(m, params, "parameter ")))
         return nb_fail_prefix(s, "model '%s': cannot train from weights that are not finite: ",
                               m->name);
+    if ((s = check_ranks(&r, "before training (the same seed, --init or --resume on every rank?), at step")))
+        return s;
     float mean[NB_MAX_CHANNELS], std[NB_MAX_CHANNELS];
     data_norm(m, train, mean, std, &r.mean, &r.std);
     size_t sample = (size_t)train->channels * (size_t)train->height * (size_t)train->width;
@@ -553,5 +634,6 @@ nb_status nb_train(nb_model *m, nb_optimizer *opt, const nb_dataset *train, cons
     if (!s && (s = nb_model_check_finite(m, params, "parameter ")))
         return nb_fail_prefix(s, "model '%s': training ended with weights that are not finite "
                               "(lower the learning rate): ", m->name);
+    if (!s && dist) s = check_ranks(&r, "at the end, step");
     return s;
 }

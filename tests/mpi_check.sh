@@ -1,0 +1,72 @@
+#!/bin/sh
+# Data-parallel training under mpirun, as tests/test_mpi.c runs it (a build
+# with MPI): 2 and 4 ranks train LeNet-5 on a Fashion-MNIST subset with
+# global batch 64 and end with the weights, the per-step losses and the
+# test-set figures of one process; a checkpoint written by 2 ranks resumes
+# on 4 and ends where the uninterrupted run does; and the faults end the
+# job with a message instead of a hang: a rank with other data, a rank
+# killed, a rank that stops answering (--mpi-timeout).
+# usage: tests/mpi_check.sh TMPDIR
+set -eu
+tmp=$1
+nabla=$PWD/${BUILD:-build}/nabla
+export OMP_NUM_THREADS=1
+mpirun="mpirun --oversubscribe -x OMP_NUM_THREADS"
+[ "$(id -u)" -ne 0 ] || mpirun="$mpirun --allow-run-as-root"
+data=$tmp/data
+python3 tests/mpi_compare.py subset /usr/share/datasets/fashion-mnist "$data" 2000 1000
+common="--model lenet5 --data $data --batch 64 --threads 1 --seed 3 --lr 0.05 --schedule constant --quiet"
+fail() { echo "mpi_check: $*"; exit 1; }
+
+# One process, then 2, 3 (unequal shards: 21, 21, 22) and 4 ranks: the same
+# 12 steps.
+"$nabla" train $common --steps 12 --save "$tmp/w1.safetensors" --log "$tmp/l1.csv" --log-every 1 >"$tmp/out1"
+for n in 2 3 4; do
+    $mpirun -np $n "$nabla" train $common --steps 12 --save "$tmp/w$n.safetensors" \
+        --log "$tmp/l$n.csv" --log-every 1 >"$tmp/out$n" 2>&1 || { cat "$tmp/out$n"; fail "-np $n failed"; }
+    grep -q "; $n ranks" "$tmp/out$n" || fail "-np $n: no '$n ranks' in the header"
+    [ "$(grep -c '^epoch ' "$tmp/out$n")" -eq 1 ] || fail "-np $n: more than rank 0 printed"
+    python3 tests/mpi_compare.py weights "$tmp/w1.safetensors" "$tmp/w$n.safetensors" 2e-5
+    python3 tests/mpi_compare.py logs "$tmp/l1.csv" "$tmp/l$n.csv" 2e-4
+done
+
+# A checkpoint after 6 steps on 2 ranks, resumed on 4 for the other 6.
+$mpirun -np 2 "$nabla" train $common --steps 6 --no-test --checkpoint "$tmp/c.safetensors" >"$tmp/outc" 2>&1 ||
+    { cat "$tmp/outc"; fail "the 2-rank run to checkpoint failed"; }
+$mpirun -np 4 "$nabla" train $common --steps 12 --resume "$tmp/c.safetensors" --save "$tmp/wr.safetensors" \
+    >"$tmp/outr" 2>&1 || { cat "$tmp/outr"; fail "resuming on 4 ranks failed"; }
+python3 tests/mpi_compare.py weights "$tmp/w1.safetensors" "$tmp/wr.safetensors" 2e-5
+grep "^epoch" "$tmp/out1" | sed 's/  [0-9]* img.*//' >"$tmp/epoch1"
+grep "^epoch" "$tmp/outr" | sed 's/  [0-9]* img.*//' >"$tmp/epochr"
+cmp -s "$tmp/epoch1" "$tmp/epochr" || fail "the resumed run reports $(cat "$tmp/epochr"), one process $(cat "$tmp/epoch1")"
+
+# The faults. A wrapper gives rank 1 its own way to fail.
+python3 tests/mpi_compare.py subset /usr/share/datasets/fashion-mnist "$tmp/small" 1000 1000
+cat >"$tmp/rank1.sh" <<EOF
+#!/bin/sh
+# rank 1: \$1 is what to do differently
+what=\$1; shift
+[ "\$OMPI_COMM_WORLD_RANK" = 1 ] || exec "\$@"
+case \$what in
+other-data) exec "\$@" --data "$tmp/small" ;;
+die) (sleep 2; kill -9 \$\$) & exec "\$@" ;;
+hang) (sleep 2; kill -STOP \$\$) & exec "\$@" ;;
+esac
+EOF
+chmod +x "$tmp/rank1.sh"
+expect_failure() { # NAME MESSAGE-PATTERN COMMAND...
+    name=$1 pattern=$2; shift 2
+    rc=0
+    timeout 120 "$@" >"$tmp/fault" 2>&1 || rc=$?
+    [ $rc -ne 0 ] || { cat "$tmp/fault"; fail "$name: the job succeeded"; }
+    [ $rc -ne 124 ] || { cat "$tmp/fault"; fail "$name: the job hung"; }
+    grep -q "$pattern" "$tmp/fault" || { cat "$tmp/fault"; fail "$name: no message like '$pattern'"; }
+    echo "mpi_check: $name: exit $rc, $(grep -m1 "$pattern" "$tmp/fault")"
+}
+expect_failure "a rank with other data" "rank 1 has 1000 images" \
+    $mpirun -np 2 "$tmp/rank1.sh" other-data "$nabla" train $common --steps 4 --no-test
+expect_failure "a rank killed" "rank 1.*signal 9" \
+    $mpirun -np 2 "$tmp/rank1.sh" die "$nabla" train $common --epochs 50 --no-test
+expect_failure "a rank that hangs" "rank 0 of 2: .* waited more than 3 s" \
+    $mpirun -np 2 "$tmp/rank1.sh" hang "$nabla" train $common --epochs 50 --no-test --mpi-timeout 3
+echo "mpi_check: all passed"
