@@ -76,6 +76,10 @@ static const char help[] =
     "                      is none anyway: one line per epoch either way)\n"
     "  --mpi-timeout S     under mpirun: end the job when a rank waits more than S\n"
     "                      seconds for the others (default 300)\n"
+    "  --mpi-reduce R      how the ranks sum gradients: overlap (buckets reduced\n"
+    "                      while backward runs: the default), after-backward (the\n"
+    "                      same buckets, the same sums, after it) or one-block\n"
+    "  --mpi-bucket-kb K   bucket size (default 1024)\n"
     "  --hidden H          mlp hidden width (default 128)\n"
     "  --classes N         output classes (default 10; alexnet, resnet18 1000)\n"
     "  --normalize M,S     feed (x/255 - M) / S; per channel: M1,..,Mc,S1,..,Sc;\n"
@@ -111,6 +115,8 @@ typedef struct train_args {
     bool no_decay_norm_bias;
     nb_dist *dist;       /* under mpirun: the ranks; NULL alone */
     double mpi_timeout;
+    nb_dist_reduce mpi_reduce;
+    long mpi_bucket_kb;
 } train_args;
 
 /* What the training callbacks share: the live bar and the --log file. */
@@ -158,6 +164,16 @@ static int train_option(cli_args *a, train_args *t) {
         t->mpi_timeout = f;
         return 1;
     }
+    if (cli_is(a, "--mpi-reduce")) {
+        static const char *const names[] = {"overlap", "after-backward", "one-block"};
+        if (!(v = cli_value(a))) return -1;
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(v, names[i])) return t->mpi_reduce = (nb_dist_reduce)i, 1;
+        cli_error("--mpi-reduce: '%s': expected overlap, after-backward or one-block", v);
+        return -1;
+    }
+    if (cli_is(a, "--mpi-bucket-kb"))
+        return (v = cli_value(a)) && cli_int("--mpi-bucket-kb", v, 1, 1L << 30, &t->mpi_bucket_kb) ? 1 : -1;
     if (cli_is(a, "--label-smoothing"))
         return (v = cli_value(a)) && cli_float("--label-smoothing", v, 0.0, 1.0, &t->label_smoothing)
                    ? 1 : -1;
@@ -554,7 +570,8 @@ static bool join_ranks(train_args *t) {
         cli_error("train: started as one of several processes (mpirun), but %s", nb_last_error());
         return false;
     }
-    if (t->mpi_timeout > 0 && nb_dist_set_timeout(t->dist, t->mpi_timeout)) {
+    if ((t->mpi_timeout > 0 && nb_dist_set_timeout(t->dist, t->mpi_timeout)) ||
+        nb_dist_set_reduce(t->dist, t->mpi_reduce, (size_t)(t->mpi_bucket_kb ? t->mpi_bucket_kb : 1024) << 10)) {
         cli_error("%s", nb_last_error());
         return false;
     }
