@@ -36,6 +36,13 @@ for n in 2 3 4; do
     python3 tests/mpi_compare.py logs "$tmp/l1.csv" "$tmp/l$n.csv" 2e-4
 done
 
+# A global batch of 3 on 4 ranks: one rank has no sample in each step and
+# still takes part in every sum.
+"$nabla" train $common --batch 3 --steps 5 --no-test --save "$tmp/s1.safetensors" >/dev/null
+$mpirun -np 4 "$nabla" train $common --batch 3 --steps 5 --no-test --save "$tmp/s4.safetensors" \
+    >"$tmp/outs" 2>&1 || { cat "$tmp/outs"; fail "batch 3 on 4 ranks failed"; }
+python3 tests/mpi_compare.py weights "$tmp/s1.safetensors" "$tmp/s4.safetensors" 2e-5
+
 # Buckets reduced while backward runs hold the sums of the same buckets
 # reduced after it, to the bit (LeNet-5's 247 KB in buckets of 16 KB).
 for how in overlap after-backward; do
@@ -65,6 +72,7 @@ case \$what in
 other-data) exec "\$@" --data "$tmp/small" ;;
 die) (sleep 2; kill -9 \$\$) & exec "\$@" ;;
 hang) (sleep 2; kill -STOP \$\$) & exec "\$@" ;;
+term) (sleep 2; kill -TERM \$\$) & exec "\$@" ;;
 esac
 EOF
 chmod +x "$tmp/rank1.sh"
@@ -83,4 +91,15 @@ expect_failure "a rank killed" "rank 1.*signal 9" \
     $mpirun -np 2 "$tmp/rank1.sh" die "$nabla" train $common --epochs 50 --no-test
 expect_failure "a rank that hangs" "rank 0 of 2: .* waited more than 3 s" \
     $mpirun -np 2 "$tmp/rank1.sh" hang "$nabla" train $common --epochs 50 --no-test --mpi-timeout 3
+# SIGTERM to one rank stops them all after the same step, with a
+# checkpoint, which then resumes on 3 ranks.
+rc=0
+timeout 120 $mpirun -np 2 "$tmp/rank1.sh" term "$nabla" train $common --epochs 50 --no-test \
+    --checkpoint "$tmp/stop.safetensors" >"$tmp/outt" 2>&1 || rc=$?
+[ $rc -eq 143 ] || { cat "$tmp/outt"; fail "SIGTERM to rank 1: exit $rc, expected 143"; }
+grep -q "SIGTERM: stopped after step" "$tmp/outt" || { cat "$tmp/outt"; fail "SIGTERM to rank 1: no stop message"; }
+step=$(sed -n 's/.*SIGTERM: stopped after step \([0-9]*\).*/\1/p' "$tmp/outt")
+$mpirun -np 3 "$nabla" train $common --steps $((step + 2)) --no-test --resume "$tmp/stop.safetensors" \
+    >"$tmp/outt3" 2>&1 || { cat "$tmp/outt3"; fail "resuming the stopped run on 3 ranks failed"; }
+echo "mpi_check: SIGTERM to rank 1 stopped both ranks after step $step; resumed on 3 ranks"
 echo "mpi_check: all passed"

@@ -519,9 +519,14 @@ static int run(train_args *t, nb_model *m) {
     if (t->profile) cli_profile_print(nb_model_graph(m), stdout);
     int code = 0;
     if (s == NB_ERR_STOPPED) {
-        int sig = stop_signal;
-        cli_error("%s: %s", sig == SIGINT ? "SIGINT" : "SIGTERM", nb_last_error());
-        print_resume_command(t, t->checkpoint ? t->checkpoint : stop_path);
+        /* Data-parallel, the ranks stop together when any one is
+         * signalled; rank 0 says so, as SIGTERM if the signal was not its
+         * own. */
+        int sig = stop_signal ? stop_signal : SIGTERM;
+        if (writer) {
+            cli_error("%s: %s", sig == SIGINT ? "SIGINT" : "SIGTERM", nb_last_error());
+            print_resume_command(t, t->checkpoint ? t->checkpoint : stop_path);
+        }
         /* The shell's convention for "ended by signal N". */
         code = 128 + sig;
     } else if (s) {

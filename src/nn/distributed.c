@@ -47,7 +47,7 @@ nb_dist *nb_dist_init(int *argc, char ***argv) {
     return NULL;
 }
 
-nb_dist *nb_dist_from_comm(const void *mpi_comm) { return nb_dist_init(NULL, (char ***)mpi_comm); }
+nb_dist *nb_dist_from_comm(const void *mpi_comm) { return (void)mpi_comm, nb_dist_init(NULL, NULL); }
 void nb_dist_free(nb_dist *d) { (void)d; }
 void nb_dist_abort(nb_dist *d, int code) { (void)d, (void)code; }
 int nb_dist_rank(const nb_dist *d) { return (void)d, 0; }
