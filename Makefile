@@ -199,6 +199,11 @@ fuzz: fuzz-build
 arch:
 	@echo "$(ARCH): $(ISA_TARGETS)"
 
+# The pkg-config names of what the library links (with MPI, ompi-c), for
+# scripts that link libnabla.a by hand (tests/tutorial_check.sh).
+pkg-deps:
+	@echo $(PKG_DEPS)
+
 # Cross-build for arm64 and run the suite under qemu (scripts/test-arm64.sh).
 test-arm64:
 	sh scripts/test-arm64.sh
@@ -237,5 +242,5 @@ uninstall:
 clean:
 	rm -rf build build-san build-fuzz build-arm64 build-arm64-clang
 
-.PHONY: all tests test sanitize check clean fuzz fuzz-build install uninstall arch test-arm64
+.PHONY: all tests test sanitize check clean fuzz fuzz-build install uninstall arch pkg-deps test-arm64
 .SECONDARY:

@@ -32,7 +32,8 @@ static void on_progress(const nb_progress *p, void *user) {
 }
 
 /* steps/s over steps 2..steps of a fresh model, or a negative number. */
-static double measure(const char *model, const nb_dataset *data, int batch, long steps, nb_dist *dist) {
+static double measure(const char *model, const nb_dataset *data, int batch, long steps,
+                      nb_dist *dist) {
     nb_model_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.classes = 10;
@@ -78,7 +79,8 @@ int main(int argc, char **argv) {
     data.labels = malloc((size_t)data.count);
     if (!data.images || !data.labels) return 1;
     uint32_t x = 12345;
-    for (size_t i = 0; i < (size_t)data.count * sample; i++) data.images[i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 24);
+    for (size_t i = 0; i < (size_t)data.count * sample; i++)
+        data.images[i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 24);
     for (int i = 0; i < data.count; i++) data.labels[i] = (uint8_t)(i % 10);
     int ranks = nb_dist_size(dist), threads = nb_get_threads();
     static const char *const names[] = {"overlap", "after-backward", "one-block"};

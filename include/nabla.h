@@ -846,7 +846,11 @@ nb_status nb_dist_set_timeout(nb_dist *d, double seconds);
  * soon as its gradients are final; NB_DIST_AFTER_BACKWARD the same buckets
  * started after backward (the same sums, bit for bit); NB_DIST_ONE_BLOCK one
  * allreduce of the whole block after backward. */
-typedef enum nb_dist_reduce { NB_DIST_OVERLAP, NB_DIST_AFTER_BACKWARD, NB_DIST_ONE_BLOCK } nb_dist_reduce;
+typedef enum nb_dist_reduce {
+    NB_DIST_OVERLAP,
+    NB_DIST_AFTER_BACKWARD,
+    NB_DIST_ONE_BLOCK
+} nb_dist_reduce;
 nb_status nb_dist_set_reduce(nb_dist *d, nb_dist_reduce how, size_t bucket_bytes);
 /* Collective: NB_ERR_STATE naming the ranks whose parameters differ from
  * rank 0's (a hash of every bit). nb_train checks at its start, every

@@ -173,7 +173,8 @@ static int train_option(cli_args *a, train_args *t) {
         return -1;
     }
     if (cli_is(a, "--mpi-bucket-kb"))
-        return (v = cli_value(a)) && cli_int("--mpi-bucket-kb", v, 1, 1L << 30, &t->mpi_bucket_kb) ? 1 : -1;
+        return (v = cli_value(a)) && cli_int("--mpi-bucket-kb", v, 1, 1L << 30, &t->mpi_bucket_kb)
+                   ? 1 : -1;
     if (cli_is(a, "--label-smoothing"))
         return (v = cli_value(a)) && cli_float("--label-smoothing", v, 0.0, 1.0, &t->label_smoothing)
                    ? 1 : -1;
@@ -482,7 +483,8 @@ static int run(train_args *t, nb_model *m) {
     memset(&ui, 0, sizeof ui);
     cli_progress_init(&ui.bar, t->quiet);
     o.user = &ui;
-    if (writer && t->log && !(ui.logging = metrics_log_open(&ui.log, t->log, t->log_every, t->resume != NULL))) {
+    if (writer && t->log &&
+        !(ui.logging = metrics_log_open(&ui.log, t->log, t->log_every, t->resume != NULL))) {
         nb_optimizer_free(opt);
         nb_dataset_free(&train);
         nb_dataset_free(&test);
@@ -575,8 +577,9 @@ static bool join_ranks(train_args *t) {
         cli_error("train: started as one of several processes (mpirun), but %s", nb_last_error());
         return false;
     }
+    size_t bucket_bytes = (size_t)(t->mpi_bucket_kb ? t->mpi_bucket_kb : 1024) << 10;
     if ((t->mpi_timeout > 0 && nb_dist_set_timeout(t->dist, t->mpi_timeout)) ||
-        nb_dist_set_reduce(t->dist, t->mpi_reduce, (size_t)(t->mpi_bucket_kb ? t->mpi_bucket_kb : 1024) << 10)) {
+        nb_dist_set_reduce(t->dist, t->mpi_reduce, bucket_bytes)) {
         cli_error("%s", nb_last_error());
         return false;
     }

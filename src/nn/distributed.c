@@ -215,7 +215,8 @@ nb_dist *nb_dist_from_comm(const void *mpi_comm) {
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (!mpi_comm || !initialized) {
-        nb_fail(NB_ERR_ARG, "nb_dist_from_comm: %s", mpi_comm ? "MPI is not initialised" : "NULL communicator");
+        nb_fail(NB_ERR_ARG, "nb_dist_from_comm: %s",
+                mpi_comm ? "MPI is not initialised" : "NULL communicator");
         return NULL;
     }
     return dist_new(*(const MPI_Comm *)mpi_comm, false);
@@ -244,7 +245,8 @@ void nb_dist_free(nb_dist *d) {
 nb_status nb_dist_set_timeout(nb_dist *d, double seconds) {
     if (!d) return NB_OK;
     if (!(seconds > 0) || !isfinite(seconds))
-        return nb_fail(NB_ERR_ARG, "nb_dist_set_timeout: %g seconds, expected a positive number", seconds);
+        return nb_fail(NB_ERR_ARG, "nb_dist_set_timeout: %g seconds, expected a positive number",
+                       seconds);
     pthread_mutex_lock(&d->lock);
     d->timeout = seconds;
     pthread_mutex_unlock(&d->lock);

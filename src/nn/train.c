@@ -429,7 +429,7 @@ static nb_status dist_train_step(run *r, int mine, int count, double *loss_sum) 
     *loss_sum = sums[0];
     if (!isfinite(sums[0]))
         return nb_fail(NB_ERR_NONFINITE, "model '%s': the loss is %s: training diverged (try a "
-                       "lower learning rate)", m->name, sums[0] > 0 ? "inf" : "nan");
+                       "lower learning rate)", m->name, nonfinite_name((float)sums[0]));
     if ((s = nb_model_check_finite(m, grads, "the gradient of ")))
         return nb_fail_prefix(s, "model '%s': ", m->name);
     return nb_optimizer_step(r->opt, params, grads);
@@ -609,7 +609,8 @@ nb_status nb_train(nb_model *m, nb_optimizer *opt, const nb_dataset *train, cons
     if ((s = nb_model_check_finite(m, params, "parameter ")))
         return nb_fail_prefix(s, "model '%s': cannot train from weights that are not finite: ",
                               m->name);
-    if ((s = check_ranks(&r, "before training (the same seed, --init or --resume on every rank?), at step")))
+    if ((s = check_ranks(&r, "before training (the same seed, --init or --resume on every "
+                             "rank?), at step")))
         return s;
     float mean[NB_MAX_CHANNELS], std[NB_MAX_CHANNELS];
     data_norm(m, train, mean, std, &r.mean, &r.std);
