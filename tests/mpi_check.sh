@@ -24,6 +24,22 @@ python3 tests/mpi_compare.py subset /usr/share/datasets/fashion-mnist "$data" 20
 common="--model lenet5 --data $data --batch 64 --threads 1 --seed 3 --lr 0.05 --schedule constant --quiet"
 fail() { echo "mpi_check: $*"; exit 1; }
 
+# A nabla built without MPI (this build's objects, distributed.c compiled
+# without NB_HAVE_MPI) refuses to run as one of several processes.
+cc=${NB_CC:-cc}
+cp "${BUILD:-build}/libnabla.a" "$tmp/nompi.a"
+$cc -std=c11 -fopenmp -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -c src/nn/distributed.c -o "$tmp/distributed.o"
+ar r "$tmp/nompi.a" "$tmp/distributed.o" 2>/dev/null
+# shellcheck disable=SC2086
+$cc -fopenmp ${NB_LDFLAGS:-} -o "$tmp/nabla-nompi" "${BUILD:-build}"/tools/*.o "$tmp/nompi.a" \
+    $(pkg-config --libs cairo fontconfig zlib libpng libjpeg libcjson) -lm
+rc=0
+$mpirun -np 2 "$tmp/nabla-nompi" train $common --steps 2 >"$tmp/outn" 2>&1 || rc=$?
+[ $rc -ne 0 ] && grep -q "built without MPI.*apt-get install libopenmpi-dev openmpi-bin" "$tmp/outn" ||
+    { cat "$tmp/outn"; fail "a build without MPI under mpirun: exit $rc"; }
+"$tmp/nabla-nompi" train $common --steps 1 --no-test >/dev/null || fail "a build without MPI does not train alone"
+echo "mpi_check: without MPI: $(grep -m1 -o 'built without MPI[^:]*' "$tmp/outn")"
+
 # One process, then 2, 3 (unequal shards: 21, 21, 22) and 4 ranks: the same
 # 12 steps.
 "$nabla" train $common --steps 12 --save "$tmp/w1.safetensors" --log "$tmp/l1.csv" --log-every 1 >"$tmp/out1"
