@@ -533,21 +533,20 @@ nb_status nb_backward(nb_graph *g, nb_node *loss) {
     return NB_OK;
 }
 
-/* The node whose buffer holds n's gradient: views lead back to their input. */
-static nb_node *grad_owner(nb_node *n) {
+nb_node *nb_grad_owner(nb_node *n) {
     while (n->op && n->op->is_view) n = n->in[0];
     return n;
 }
 
 bool nb_grad_first(nb_node *v) {
-    v = grad_owner(v);
+    v = nb_grad_owner(v);
     bool first = v->grad_pending;
     v->grad_pending = false;
     return first;
 }
 
 void nb_grad_begin_add(nb_node *v) {
-    v = grad_owner(v);
+    v = nb_grad_owner(v);
     if (!v->grad_pending) return;
     memset(v->grad.data, 0, nb_tensor_numel(&v->value) * sizeof(float));
     v->grad_pending = false;

@@ -184,6 +184,8 @@ nb_node *nb_node_new_op(nb_graph *g, const nb_op_def *op, nb_node *const *inputs
  * (=), not add (+=). nb_grad_begin_add: for a backward that adds into v's
  * gradient (or part of it): zeroes it when it is still unwritten. */
 bool nb_grad_first(nb_node *v);
+/* The node whose buffer holds n's gradient: views lead back to their input. */
+nb_node *nb_grad_owner(nb_node *n);
 void nb_grad_begin_add(nb_node *v);
 
 /* Shape helpers for infer functions. */

@@ -367,12 +367,6 @@ nb_status nb_dist_broadcast_buffers(nb_dist *d, nb_graph *g) {
 
 /* ---- the gradient reduction ------------------------------------------------ */
 
-/* The node whose gradient buffer a view writes into. */
-static nb_node *grad_owner(nb_node *n) {
-    while (n->op && n->op->is_view) n = n->in[0];
-    return n;
-}
-
 /* Buckets of about bucket_bytes, whole parameters each, from the end of the
  * block (the last layers, whose gradients backward finishes first) to its
  * start; each ready after the backward of the earliest node that reads one
@@ -394,7 +388,7 @@ static nb_status plan_buckets(nb_dist *d, nb_graph *g) {
         nb_node *n = g->nodes[i];
         if (!g->reach[i] || n->kind != NB_NODE_OP || !n->needs_grad || n->op->is_view) continue;
         for (int k = 0; k < n->n_in; k++) {
-            nb_node *p = grad_owner(n->in[k]);
+            nb_node *p = nb_grad_owner(n->in[k]);
             if (p->kind == NB_NODE_PARAM) d->final_at[p->id] = i;
         }
     }
