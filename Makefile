@@ -45,6 +45,20 @@ endif
 # The libraries nabla links, by pkg-config name: the link line and the
 # installed nabla.pc's Requires.private both come from this one list.
 PKG_DEPS := zlib libpng libjpeg libcjson
+# MPI, for data-parallel training, is optional: MPI=1 requires Open MPI,
+# MPI=0 leaves it out, and by default it is used when pkg-config finds it.
+# Only src/nn/distributed.c includes mpi.h; a build with MPI links it and
+# names it in nabla.pc. A change of MPI rebuilds that file (mpi.flag).
+MPI ?= $(shell $(PKG_CONFIG) --exists ompi-c && echo 1 || echo 0)
+ifeq ($(MPI),1)
+ifneq ($(shell $(PKG_CONFIG) --exists ompi-c && echo yes),yes)
+$(error MPI=1, but pkg-config finds no ompi-c: apt-get install libopenmpi-dev openmpi-bin)
+endif
+PKG_DEPS   += ompi-c
+MPI_CFLAGS := $(shell $(PKG_CONFIG) --cflags ompi-c) -DNB_HAVE_MPI
+endif
+MPI_FLAG := $(BUILD)/mpi.flag
+$(shell mkdir -p $(BUILD) && (echo $(MPI) | cmp -s - $(MPI_FLAG) || echo $(MPI) > $(MPI_FLAG)))
 PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKG_DEPS))
 LDLIBS  += $(PKG_LIBS) -lm
 # The tool alone also draws pictures with cairo; the library does not.
@@ -92,6 +106,9 @@ $(BUILD)/isa/$(1)/%.o: src/kernels/targets/%.c $(wildcard include/*.h src/*/*.h 
 	$$(CC) $$(CFLAGS) $(ISA_FLAGS_$(1)) -DNB_TARGET_$(1) -c $$< -o $$@
 endef
 $(foreach t,$(ISA_TARGETS),$(eval $(call ISA_RULE,$(t))))
+
+$(BUILD)/src/nn/distributed.o: CFLAGS += $(MPI_CFLAGS)
+$(BUILD)/src/nn/distributed.o: $(MPI_FLAG)
 
 $(BUILD)/libnabla.a: $(LIB_OBJ)
 	@rm -f $@
@@ -182,6 +199,11 @@ fuzz: fuzz-build
 arch:
 	@echo "$(ARCH): $(ISA_TARGETS)"
 
+# The pkg-config names of what the library links (with MPI, ompi-c), for
+# scripts that link libnabla.a by hand (tests/tutorial_check.sh).
+pkg-deps:
+	@echo $(PKG_DEPS)
+
 # Cross-build for arm64 and run the suite under qemu (scripts/test-arm64.sh).
 test-arm64:
 	sh scripts/test-arm64.sh
@@ -220,5 +242,5 @@ uninstall:
 clean:
 	rm -rf build build-san build-fuzz build-arm64 build-arm64-clang
 
-.PHONY: all tests test sanitize check clean fuzz fuzz-build install uninstall arch test-arm64
+.PHONY: all tests test sanitize check clean fuzz fuzz-build install uninstall arch pkg-deps test-arm64
 .SECONDARY:

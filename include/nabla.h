@@ -931,6 +931,59 @@ typedef struct nb_progress {
 
 typedef void (*nb_progress_fn)(const nb_progress *progress, void *user);
 
+/* Data-parallel training over MPI (a build with Open MPI: make MPI=1, or
+ * found by pkg-config). Every rank (process) holds the whole model; each
+ * takes its contiguous shard of every global batch, its gradients are
+ * summed over the ranks (weighted by its share of the batch, so the result
+ * is the mean over the global batch), and every rank applies the same
+ * optimizer step, so the weights stay identical. nabla.h does not include
+ * mpi.h: a communicator comes in as a pointer to an MPI_Comm. */
+typedef struct nb_dist nb_dist;
+
+/* 1 when this library was built with MPI. */
+int nb_dist_available(void);
+/* 1 when the environment says this process is one of several a launcher
+ * (mpirun, srun) started: then training alone would repeat work. */
+int nb_dist_launched(void);
+/* Initialise MPI (MPI_Init_thread, asking for MPI_THREAD_MULTIPLE) unless it
+ * already is, and train over MPI_COMM_WORLD; nb_dist_free then finalises.
+ * argc and argv may be NULL. NULL on failure, and always without MPI (the
+ * message says how to get it). */
+nb_dist *nb_dist_init(int *argc, char ***argv);
+/* Train over a duplicate of *(MPI_Comm *)mpi_comm; MPI stays the caller's. */
+nb_dist *nb_dist_from_comm(const void *mpi_comm);
+void nb_dist_free(nb_dist *d);
+/* This process's rank and the number of ranks; NULL: 0 and 1. */
+int nb_dist_rank(const nb_dist *d);
+int nb_dist_size(const nb_dist *d);
+/* This rank's contiguous share [*first, *first + *n) of count positions. */
+void nb_dist_shard(const nb_dist *d, long count, long *first, long *n);
+/* A rank that waits longer than this in one collective (a rank died or
+ * hangs) prints a message naming itself and ends the whole job with
+ * MPI_Abort: the one correct end of an MPI job whose runtime has failed.
+ * Default 300 seconds. */
+nb_status nb_dist_set_timeout(nb_dist *d, double seconds);
+/* How the gradients are summed: NB_DIST_OVERLAP (the default) in buckets of
+ * about bucket_bytes (default 1 MiB) from the last parameters to the first,
+ * each a nonblocking allreduce started while backward is still running, as
+ * soon as its gradients are final; NB_DIST_AFTER_BACKWARD the same buckets
+ * started after backward (the same sums, bit for bit); NB_DIST_ONE_BLOCK one
+ * allreduce of the whole block after backward. */
+typedef enum nb_dist_reduce {
+    NB_DIST_OVERLAP,
+    NB_DIST_AFTER_BACKWARD,
+    NB_DIST_ONE_BLOCK
+} nb_dist_reduce;
+nb_status nb_dist_set_reduce(nb_dist *d, nb_dist_reduce how, size_t bucket_bytes);
+/* Collective: NB_ERR_STATE naming the ranks whose parameters differ from
+ * rank 0's (a hash of every bit). nb_train checks at its start, every
+ * NB_DIST_CHECK_EVERY steps and at its end; `when` goes in the message. */
+#define NB_DIST_CHECK_EVERY 100
+nb_status nb_dist_check_weights(nb_dist *d, nb_model *m, const char *when);
+/* End every rank of the job (MPI_Abort) after a failure on this one, so
+ * that none waits for it; nothing with one rank or NULL. */
+void nb_dist_abort(nb_dist *d, int code);
+
 typedef struct nb_train_opts {
     int epochs;             /* train this many epochs in all (when steps is 0) */
     long steps;             /* > 0: stop after this many steps in all, even mid-epoch */
@@ -977,6 +1030,12 @@ typedef struct nb_train_opts {
      * step (nb_loader_opts.workers); 0: each batch is made when needed,
      * on the OpenMP threads. The result is the same bits either way. */
     int workers;
+    /* Train data-parallel over these ranks (NULL: this process alone). batch
+     * stays the global batch; every rank must call nb_train with the same
+     * data, model and options. The callbacks run on every rank with global
+     * figures; only rank 0 writes checkpoints. The test set is evaluated
+     * in shards, with rank 0's batch norm statistics. */
+    nb_dist *distributed;
 } nb_train_opts;
 
 /* 10 epochs, batch 64, shuffled with seed 0, nothing else. */

@@ -18,7 +18,7 @@ awk -v dir="$tmp" '
     /^```sh$/     { k++; f = dir "/commands" k ".sh"; on = 1; next }
     /^```/        { on = 0; next }
     on            { print > f }' docs/tutorial.md
-libs=$(pkg-config --libs zlib libpng libjpeg libcjson)   # the Makefile's PKG_DEPS
+libs=$(pkg-config --libs $(make -s --no-print-directory CC="$cc" BUILD="${BUILD:-build}" pkg-deps))
 count=0
 for src in "$tmp"/snippet*.c; do
     exe=${src%.c}

@@ -80,6 +80,12 @@ static const char help[] =
     "                      100; 0: epochs only)\n"
     "  --quiet             no live progress bar (without a terminal on stderr there\n"
     "                      is none anyway: one line per epoch either way)\n"
+    "  --mpi-timeout S     under mpirun: end the job when a rank waits more than S\n"
+    "                      seconds for the others (default 300)\n"
+    "  --mpi-reduce R      how the ranks sum gradients: overlap (buckets reduced\n"
+    "                      while backward runs: the default), after-backward (the\n"
+    "                      same buckets, the same sums, after it) or one-block\n"
+    "  --mpi-bucket-kb K   bucket size (default 1024)\n"
     "  --hidden H          mlp hidden width (default 128)\n"
     "  --classes N         output classes (default 10; alexnet, resnet18 1000)\n"
     "  --normalize M,S     feed (x/255 - M) / S; per channel: M1,..,Mc,S1,..,Sc;\n"
@@ -90,7 +96,13 @@ static const char help[] =
     "checkpoint (to --checkpoint C; without it to W.ckpt.safetensors next to\n"
     "--save W.safetensors, else MODEL.ckpt.safetensors here), prints the command\n"
     "that resumes the run and exits with 130 (SIGINT) or 143 (SIGTERM). A second\n"
-    "signal ends the program at once; the last checkpoint stays whole.\n";
+    "signal ends the program at once; the last checkpoint stays whole.\n"
+    "\n"
+    "Under mpirun (a build with Open MPI) every process is one rank of a data-\n"
+    "parallel run: each trains on its share of every batch of --batch images and\n"
+    "the gradients are averaged, so N ranks train as one process would. Rank 0\n"
+    "alone prints and writes files; a checkpoint resumes on any number of ranks:\n"
+    "  mpirun -np 4 nabla train --model lenet5 --threads 1 --checkpoint c.safetensors\n";
 
 typedef struct train_args {
     cli_model_opts mo;
@@ -107,6 +119,10 @@ typedef struct train_args {
     float label_smoothing;
     long warmup;
     bool no_decay_norm_bias;
+    nb_dist *dist;       /* under mpirun: the ranks; NULL alone */
+    double mpi_timeout;
+    nb_dist_reduce mpi_reduce;
+    long mpi_bucket_kb;
 } train_args;
 
 /* What the training callbacks share: the live bar and the --log file. */
@@ -151,6 +167,22 @@ static int train_option(cli_args *a, train_args *t) {
         return (v = cli_value(a)) && cli_int("--warmup", v, 0, 1L << 40, &t->warmup) ? 1 : -1;
     if (cli_is(a, "--workers"))
         return (v = cli_value(a)) && cli_int("--workers", v, 0, 256, &t->workers) ? 1 : -1;
+    if (cli_is(a, "--mpi-timeout")) {
+        if (!(v = cli_value(a)) || !cli_float("--mpi-timeout", v, 1e-3, 1e9, &f)) return -1;
+        t->mpi_timeout = f;
+        return 1;
+    }
+    if (cli_is(a, "--mpi-reduce")) {
+        static const char *const names[] = {"overlap", "after-backward", "one-block"};
+        if (!(v = cli_value(a))) return -1;
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(v, names[i])) return t->mpi_reduce = (nb_dist_reduce)i, 1;
+        cli_error("--mpi-reduce: '%s': expected overlap, after-backward or one-block", v);
+        return -1;
+    }
+    if (cli_is(a, "--mpi-bucket-kb"))
+        return (v = cli_value(a)) && cli_int("--mpi-bucket-kb", v, 1, 1L << 30, &t->mpi_bucket_kb)
+                   ? 1 : -1;
     if (cli_is(a, "--label-smoothing"))
         return (v = cli_value(a)) && cli_float("--label-smoothing", v, 0.0, 1.0, &t->label_smoothing)
                    ? 1 : -1;
@@ -449,19 +481,22 @@ static int run(train_args *t, nb_model *m) {
     o.skip_nonfinite = t->skip_nonfinite;
     o.augment = t->augment_set ? &t->augment : NULL;
     o.workers = (int)t->workers;
+    o.distributed = t->dist;
     char stop_path[4096];
     default_checkpoint(t, stop_path, sizeof stop_path);
     o.stop = &stop_signal;
     o.stop_checkpoint = stop_path;
-    if (t->save) remove_leftovers(t->save);
-    remove_leftovers(t->checkpoint ? t->checkpoint : stop_path);
+    bool writer = nb_dist_rank(t->dist) == 0; /* rank 0 alone writes files */
+    if (writer && t->save) remove_leftovers(t->save);
+    if (writer) remove_leftovers(t->checkpoint ? t->checkpoint : stop_path);
     o.on_epoch = print_epoch;
     o.on_progress = on_progress;
     train_ui ui;
     memset(&ui, 0, sizeof ui);
     cli_progress_init(&ui.bar, t->quiet);
     o.user = &ui;
-    if (t->log && !(ui.logging = metrics_log_open(&ui.log, t->log, t->log_every, t->resume != NULL))) {
+    if (writer && t->log &&
+        !(ui.logging = metrics_log_open(&ui.log, t->log, t->log_every, t->resume != NULL))) {
         nb_optimizer_free(opt);
         nb_dataset_free(&train);
         nb_dataset_free(&test);
@@ -485,7 +520,9 @@ static int run(train_args *t, nb_model *m) {
     printf("; batch %ld; ", t->batch);
     if (t->steps) printf("%ld step%s", t->steps, t->steps == 1 ? "" : "s");
     else printf("%ld epoch%s", t->epochs, t->epochs == 1 ? "" : "s");
-    printf("; %d training images from %s\n", train.count, dir);
+    printf("; %d training images from %s", train.count, dir);
+    if (t->dist) printf("; %d ranks", nb_dist_size(t->dist));
+    printf("\n");
     fflush(stdout);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -498,17 +535,24 @@ static int run(train_args *t, nb_model *m) {
     if (t->profile) cli_profile_print(nb_model_graph(m), stdout);
     int code = 0;
     if (s == NB_ERR_STOPPED) {
-        int sig = stop_signal;
-        cli_error("%s: %s", sig == SIGINT ? "SIGINT" : "SIGTERM", nb_last_error());
-        print_resume_command(t, t->checkpoint ? t->checkpoint : stop_path);
+        /* Data-parallel, the ranks stop together when any one is
+         * signalled; rank 0 says so, as SIGTERM if the signal was not its
+         * own. */
+        int sig = stop_signal ? stop_signal : SIGTERM;
+        if (writer) {
+            cli_error("%s: %s", sig == SIGINT ? "SIGINT" : "SIGTERM", nb_last_error());
+            print_resume_command(t, t->checkpoint ? t->checkpoint : stop_path);
+        }
         /* The shell's convention for "ended by signal N". */
         code = 128 + sig;
     } else if (s) {
-        cli_error("%s", nb_last_error());
+        if (t->dist) cli_error("rank %d of %d: %s", nb_dist_rank(t->dist), nb_dist_size(t->dist),
+                               nb_last_error());
+        else cli_error("%s", nb_last_error());
         code = s == NB_ERR_SHAPE || s == NB_ERR_ARG ? EXIT_USAGE : EXIT_RUNTIME;
     } else {
         printf("done in %.1f s\n", (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
-        if (t->save) {
+        if (writer && t->save) {
             if (nb_model_save(m, t->save)) {
                 cli_error("%s", nb_last_error());
                 code = EXIT_RUNTIME;
@@ -536,6 +580,40 @@ static float default_sgd_lr(const char *model) {
     if (!strcmp(model, "logreg")) return 0.05f;
     if (!strcmp(model, "alexnet")) return 0.01f;
     return 0.02f;
+}
+
+/* Under mpirun, join the other ranks: rank 0 keeps stdout, the others
+ * print only their errors. Without MPI in this build, a job of several
+ * processes would have each train alone: refuse it. */
+static bool join_ranks(train_args *t) {
+    if (!nb_dist_launched()) return true;
+    if (!(t->dist = nb_dist_init(NULL, NULL))) {
+        cli_error("train: started as one of several processes (mpirun), but %s", nb_last_error());
+        return false;
+    }
+    size_t bucket_bytes = (size_t)(t->mpi_bucket_kb ? t->mpi_bucket_kb : 1024) << 10;
+    if ((t->mpi_timeout > 0 && nb_dist_set_timeout(t->dist, t->mpi_timeout)) ||
+        nb_dist_set_reduce(t->dist, t->mpi_reduce, bucket_bytes)) {
+        cli_error("%s", nb_last_error());
+        return false;
+    }
+    if (nb_dist_rank(t->dist) != 0) {
+        if (!freopen("/dev/null", "w", stdout)) return false;
+        t->quiet = true;
+    }
+    return true;
+}
+
+/* A failure on one rank ends the whole job (the others may be waiting for
+ * it); a run that ended well, or stopped on a signal every rank agreed on,
+ * finalises MPI on every rank. */
+static int leave_ranks(train_args *t, int code) {
+    if (!t->dist) return code;
+    fflush(stdout);
+    fflush(stderr);
+    if (code && code != 128 + SIGINT && code != 128 + SIGTERM) nb_dist_abort(t->dist, code);
+    nb_dist_free(t->dist);
+    return code;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -596,15 +674,16 @@ int cmd_train(int argc, char **argv) {
         (t.checkpoint && !writable_path("--checkpoint", t.checkpoint)) ||
         (t.log && !writable_path("--log", t.log)))
         return EXIT_USAGE;
+    if (!join_ranks(&t)) return leave_ranks(&t, EXIT_USAGE);
     int code;
     nb_model *m = cli_open_model(&t.mo, &code);
-    if (!m) return code;
+    if (!m) return leave_ranks(&t, code);
     if (t.init && nb_model_load(m, t.init)) {
         cli_error("--init: %s", nb_last_error());
         nb_model_free(m);
-        return EXIT_RUNTIME;
+        return leave_ranks(&t, EXIT_RUNTIME);
     }
     code = cli_normalize(m, &t.mo) ? run(&t, m) : EXIT_USAGE;
     nb_model_free(m);
-    return code;
+    return leave_ranks(&t, code);
 }

@@ -516,6 +516,7 @@ nb_status nb_backward(nb_graph *g, nb_node *loss) {
                 if (n->in[k]->needs_grad) nb_grad_begin_add(n->in[k]);
         if (g->profile) profiled_backward(n);
         else n->op->backward(n);
+        if (g->after_backward) g->after_backward(g->after_backward_user, i);
     }
     /* What no contribution reached is zero: every parameter outside the
      * target's ancestors, and any gradient no op wrote. */
@@ -528,24 +529,24 @@ nb_status nb_backward(nb_graph *g, nb_node *loss) {
         }
     }
     g->step++;
+    if (g->after_backward) g->after_backward(g->after_backward_user, -1);
     return NB_OK;
 }
 
-/* The node whose buffer holds n's gradient: views lead back to their input. */
-static nb_node *grad_owner(nb_node *n) {
+nb_node *nb_grad_owner(nb_node *n) {
     while (n->op && n->op->is_view) n = n->in[0];
     return n;
 }
 
 bool nb_grad_first(nb_node *v) {
-    v = grad_owner(v);
+    v = nb_grad_owner(v);
     bool first = v->grad_pending;
     v->grad_pending = false;
     return first;
 }
 
 void nb_grad_begin_add(nb_node *v) {
-    v = grad_owner(v);
+    v = nb_grad_owner(v);
     if (!v->grad_pending) return;
     memset(v->grad.data, 0, nb_tensor_numel(&v->value) * sizeof(float));
     v->grad_pending = false;

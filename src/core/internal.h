@@ -168,6 +168,12 @@ struct nb_graph {
     const nb_node *forward_target;
     bool profile;                    /* time each node's forward and backward */
     bool planning;                   /* infer runs for a forward, not at creation */
+    /* Called by nb_backward after each node's backward with that node's id,
+     * and once more with -1 when every gradient is final: data-parallel
+     * training (src/nn/distributed.c) starts reducing a parameter's gradient
+     * as soon as the last contribution to it is in. NULL: none. */
+    void (*after_backward)(void *user, int node_id);
+    void *after_backward_user;
 };
 
 /* Create an operator node: checks inputs (NULL → propagate), runs infer,
@@ -182,6 +188,8 @@ nb_node *nb_node_new_op(nb_graph *g, const nb_op_def *op, nb_node *const *inputs
  * (=), not add (+=). nb_grad_begin_add: for a backward that adds into v's
  * gradient (or part of it): zeroes it when it is still unwritten. */
 bool nb_grad_first(nb_node *v);
+/* The node whose buffer holds n's gradient: views lead back to their input. */
+nb_node *nb_grad_owner(nb_node *n);
 void nb_grad_begin_add(nb_node *v);
 
 /* Shape helpers for infer functions. */

@@ -93,4 +93,22 @@ nb_status nb_checkpoint_save(const char *path, const nb_model *m, nb_optimizer *
  * before any tensor is read; a failure after that may leave them loaded. */
 nb_status nb_checkpoint_load(const char *path, nb_model *m, nb_optimizer *opt, nb_train_state *st);
 
+/* Data-parallel training (distributed.c); with a NULL nb_dist or one rank
+ * each does nothing. Collective, each under the watchdog's timeout: every
+ * rank must call them in the same order. */
+/* NB_ERR_ARG naming the ranks whose data set's count or image size differs
+ * from rank 0's. */
+nb_status nb_dist_check_data(nb_dist *d, const nb_dataset *data, const char *what);
+/* Sum n doubles over the ranks, in place. */
+nb_status nb_dist_sum(nb_dist *d, double *v, int n, const char *what);
+/* Rank 0's batch norm running statistics to every rank. */
+nb_status nb_dist_broadcast_buffers(nb_dist *d, nb_graph *g);
+/* Around one nb_backward (or, on a rank with no samples this step, around
+ * nothing, with the gradients zeroed): begin hooks the gradient reduction
+ * into backward, the gradients to be scaled by `weight` (this rank's share
+ * of the global batch); end starts what is left and waits for all, leaving
+ * the global batch's gradient on every rank. */
+void nb_dist_begin_backward(nb_dist *d, nb_graph *g, double weight);
+nb_status nb_dist_end_backward(nb_dist *d, nb_graph *g);
+
 #endif

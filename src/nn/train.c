@@ -182,17 +182,18 @@ typedef struct eval_progress {
 } eval_progress;
 
 static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, int workers,
-                          nb_eval_result *result, size_t *confusion, const eval_progress *ep);
+                          nb_eval_result *result, size_t *confusion, const eval_progress *ep,
+                          nb_dist *dist);
 
 nb_status nb_evaluate(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
                       size_t *confusion) {
-    return evaluate(m, d, batch, 0, result, confusion, NULL);
+    return evaluate(m, d, batch, 0, result, confusion, NULL, NULL);
 }
 
 nb_status nb_evaluate_progress(nb_model *m, const nb_dataset *d, int batch, nb_eval_result *result,
                                size_t *confusion, nb_progress_fn fn, void *user) {
     eval_progress ep = {fn, user, 0, 0, 0};
-    return evaluate(m, d, batch, 0, result, confusion, &ep);
+    return evaluate(m, d, batch, 0, result, confusion, &ep, NULL);
 }
 
 /* Fill the parts of a progress report that follow from counts and time. */
@@ -203,9 +204,12 @@ static void progress_rates(nb_progress *p, size_t samples_now, long done_now, do
 }
 
 /* Evaluation batches come from a loader like training's (workers > 0:
- * made ahead on threads), in file order, without augmentation. */
+ * made ahead on threads), in file order, without augmentation. With
+ * `dist`, each rank evaluates its shard of every batch and the counts are
+ * summed over the ranks (the confusion matrix is not). */
 static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, int workers,
-                          nb_eval_result *result, size_t *confusion, const eval_progress *ep) {
+                          nb_eval_result *result, size_t *confusion, const eval_progress *ep,
+                          nb_dist *dist) {
     nb_status s = nb_model_check_ready(m, "nb_evaluate");
     if (s || (s = check_data(m, d, "evaluation data"))) return s;
     if (batch == 0) batch = auto_batch(m);
@@ -218,6 +222,8 @@ static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, int worke
     memset(&lo, 0, sizeof lo);
     lo.batch = batch;
     lo.workers = workers;
+    lo.shard = nb_dist_rank(dist);
+    lo.shards = nb_dist_size(dist);
     data_norm(m, d, mean, std, &lo.mean, &lo.std);
     nb_loader *l;
     if ((s = nb_loader_new(d, &lo, &l))) return s;
@@ -260,6 +266,11 @@ static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, int worke
         }
     }
     nb_loader_free(l);
+    if (!s && dist) {
+        double sums[4] = {loss_sum, (double)n, (double)correct, (double)top5};
+        s = nb_dist_sum(dist, sums, 4, "the test-set evaluation");
+        loss_sum = sums[0], n = (size_t)sums[1], correct = (size_t)sums[2], top5 = (size_t)sums[3];
+    }
     if (!s && n == 0) s = nb_fail(NB_ERR_FORMAT, "evaluation data: every image is bad");
     if (s) return s;
     if (result) {
@@ -310,9 +321,16 @@ typedef struct run {
     uint32_t *order;
     nb_loader *loader; /* the training batches: shuffled, augmented, normalised */
     long per_epoch;   /* batches in an epoch, the last one partial */
+    nb_dist *dist;    /* data-parallel ranks, or NULL */
+    bool stop_agreed; /* data-parallel: some rank was asked to stop (summed each step) */
 } run;
 
-static bool stop_requested(const nb_train_opts *o) { return o->stop && *o->stop; }
+/* Data-parallel ranks stop together, at the step after the one where any
+ * of them saw the flag: one rank leaving alone would leave the rest
+ * waiting for it. */
+static bool stop_requested(const run *r) {
+    return r->dist ? r->stop_agreed : r->o->stop && *r->o->stop;
+}
 
 /* The step budget, or the epochs, all done. */
 static bool run_done(const run *r) {
@@ -320,7 +338,9 @@ static bool run_done(const run *r) {
     return o->steps ? r->st.step >= o->steps : r->st.epoch >= o->epochs;
 }
 
+/* Data-parallel: every rank holds the same state; rank 0 writes it. */
 static nb_status save_checkpoint(run *r, const char *path) {
+    if (nb_dist_rank(r->dist) != 0) return NB_OK;
     return nb_checkpoint_save(path, r->m, r->opt, &r->st);
 }
 
@@ -345,6 +365,55 @@ static void report_step(const run *r, long steps_now, size_t trained, double sec
     r->o->on_progress(&p, r->o->user);
 }
 
+/* Data-parallel: fail loudly if a rank's weights drifted from rank 0's. */
+static nb_status check_ranks(run *r, const char *when) {
+    char text[160];
+    snprintf(text, sizeof text, "%s %ld", when, r->st.step);
+    return nb_dist_check_weights(r->dist, r->m, text);
+}
+
+/* One data-parallel step: this rank's b->count samples of a global batch
+ * of b->global_count go forward and backward, the gradients are summed over the ranks
+ * as backward runs (nb_dist_begin_backward), and every rank makes the same
+ * update. The loss and the finite checks are the global batch's, so every
+ * rank takes the same branch. *loss_sum and *kept: the global batch's loss
+ * sum and its samples (fewer than global_count where bad images were left
+ * out). */
+static nb_status dist_train_step(run *r, const nb_batch *b, double *loss_sum, long *kept) {
+    const int mine = b->count, count = b->global_count;
+    nb_model *m = r->m;
+    float *params, *grads;
+    size_t n = nb_graph_params(m->g, &params, &grads);
+    /* The losses, a stop asked for, the samples trained on. */
+    double sums[3] = {0.0, r->o->stop && *r->o->stop, mine};
+    nb_status s = NB_OK;
+    if (mine) {
+        if ((s = feed(m, b->x, b->y, mine, "nb_train"))) return s;
+        nb_set_training(m->g, 1);
+        if ((s = nb_forward(m->g, m->loss))) return s;
+        sums[0] = (double)nb_value(m->loss)->data[0] * mine;
+        nb_dist_begin_backward(r->dist, m->g, (double)mine / count);
+        s = nb_backward(m->g, m->loss);
+    } else {
+        /* Nothing to learn from; the sums still need this rank's zeros,
+         * and the dropout masks its step. */
+        memset(grads, 0, n * sizeof *grads);
+        nb_graph_set_step(m->g, nb_graph_step(m->g) + 1);
+        nb_dist_begin_backward(r->dist, m->g, 0.0);
+    }
+    nb_status ended = nb_dist_end_backward(r->dist, m->g);
+    if (s || (s = ended) || (s = nb_dist_sum(r->dist, sums, 3, "the loss allreduce"))) return s;
+    r->stop_agreed = sums[1] > 0;
+    *loss_sum = sums[0];
+    *kept = (long)sums[2];
+    if (!isfinite(sums[0]))
+        return nb_fail(NB_ERR_NONFINITE, "model '%s': the loss is %s: training diverged (try a "
+                       "lower learning rate)", m->name, nonfinite_name((float)sums[0]));
+    if ((s = nb_model_check_finite(m, grads, "the gradient of ")))
+        return nb_fail_prefix(s, "model '%s': ", m->name);
+    return nb_optimizer_step(r->opt, params, grads);
+}
+
 /* Train through the rest of the current epoch, or until the step budget
  * ends it early or a stop is requested. The shuffle is redrawn from the
  * epoch's starting generator, so a resumed epoch sees the same order. On
@@ -367,29 +436,39 @@ static nb_status train_epoch(run *r, double *seconds, size_t *trained) {
     *trained = 0;
     long steps_now = 0;
     while (st->batch_in_epoch < r->per_epoch && !(o->steps && st->step >= o->steps) &&
-           !stop_requested(o)) {
+           !stop_requested(r)) {
         const nb_batch *b;
         if ((s = nb_loader_next(r->loader, &b)) || !b)
             return nb_fail_prefix(s ? s : NB_ERR_ARG, "epoch %d, step %ld: reading the batch: ",
                                   st->epoch + 1, st->step + 1);
         st->bad_images += b->bad;
-        float loss;
+        double loss_sum = 0.0;
+        long kept = b->count;
+        if (r->dist) {
+            /* Every rank steps, its shard empty or not. */
+            s = dist_train_step(r, b, &loss_sum, &kept);
+        } else if (b->count) {
+            float loss;
+            s = nb_model_train_step(r->m, r->opt, b->x, b->y, b->count, &loss);
+            loss_sum = (double)loss * b->count;
+        }
         /* A batch whose every image was bad has nothing to train on. */
-        s = b->count ? nb_model_train_step(r->m, r->opt, b->x, b->y, b->count, &loss) : NB_OK;
         if (s == NB_ERR_NONFINITE && o->skip_nonfinite) {
             st->skipped++;
         } else if (s) {
             return nb_fail_prefix(s, "epoch %d, step %ld: ", st->epoch + 1, st->step + 1);
-        } else if (b->count) {
-            st->loss_sum += (double)loss * b->count;
-            st->samples += b->count;
-            *trained += (size_t)b->count;
+        } else if (kept) {
+            st->loss_sum += loss_sum;
+            st->samples += kept;
+            *trained += (size_t)kept;
         }
         st->step++;
         st->batch_in_epoch++;
         if (o->on_progress) report_step(r, ++steps_now, *trained, now_seconds() - t0);
         if (o->checkpoint && o->checkpoint_every > 0 && st->step % o->checkpoint_every == 0 &&
             (s = save_checkpoint(r, o->checkpoint)))
+            return s;
+        if (r->dist && st->step % NB_DIST_CHECK_EVERY == 0 && (s = check_ranks(r, "after step")))
             return s;
     }
     *seconds = now_seconds() - t0;
@@ -437,7 +516,7 @@ static nb_status run_loop(run *r) {
         if (s) return s;
         /* Checked again here: the evaluation may take a while, and a stop
          * that came during the last step should not wait for it. */
-        if (stop_requested(o)) return stop_run(r);
+        if (stop_requested(r)) return stop_run(r);
         const nb_train_state *st = &r->st;
         rep.epochs = epochs;
         rep.epoch = st->epoch + 1;
@@ -451,7 +530,8 @@ static nb_status run_loop(run *r) {
         if (o->test) {
             nb_eval_result e;
             eval_progress ep = {o->on_progress, o->user, rep.epoch, epochs, st->step};
-            if ((s = evaluate(r->m, o->test, o->eval_batch, o->workers, &e, NULL, &ep)))
+            if ((s = nb_dist_broadcast_buffers(r->dist, r->m->g)) ||
+                (s = evaluate(r->m, o->test, o->eval_batch, o->workers, &e, NULL, &ep, r->dist)))
                 return nb_fail_prefix(s, "after epoch %d: ", rep.epoch);
             rep.test_loss = e.loss;
             rep.test_accuracy = e.accuracy;
@@ -478,9 +558,13 @@ nb_status nb_train(nb_model *m, nb_optimizer *opt, const nb_dataset *train, cons
     if (o->test && (s = check_data(m, o->test, "test data"))) return s;
     if (train->channels > NB_MAX_CHANNELS)
         return nb_fail(NB_ERR_ARG, "nb_train: %d channels, at most %d", train->channels, NB_MAX_CHANNELS);
+    nb_dist *dist = o->distributed;
+    if ((s = nb_dist_check_data(dist, train, "the training data")) ||
+        (o->test && (s = nb_dist_check_data(dist, o->test, "the test data"))))
+        return s;
     run r;
     memset(&r, 0, sizeof r);
-    r.m = m, r.opt = opt, r.train = train, r.o = o;
+    r.m = m, r.opt = opt, r.train = train, r.o = o, r.dist = dist;
     r.per_epoch = (train->count + o->batch - 1) / o->batch;
     r.st.batch = o->batch;
     r.st.shuffle = o->shuffle != 0;
@@ -509,6 +593,9 @@ nb_status nb_train(nb_model *m, nb_optimizer *opt, const nb_dataset *train, cons
     if ((s = nb_model_check_finite(m, params, "parameter ")))
         return nb_fail_prefix(s, "model '%s': cannot train from weights that are not finite: ",
                               m->name);
+    if ((s = check_ranks(&r, "before training (the same seed, --init or --resume on every "
+                             "rank?), at step")))
+        return s;
     if (o->workers < 0)
         return nb_fail(NB_ERR_ARG, "nb_train: %d workers, expected >= 0", o->workers);
     float mean[NB_MAX_CHANNELS], std[NB_MAX_CHANNELS];
@@ -518,6 +605,9 @@ nb_status nb_train(nb_model *m, nb_optimizer *opt, const nb_dataset *train, cons
     lo.workers = o->workers;
     lo.augment = o->augment;
     lo.seed = o->seed;
+    /* Data-parallel: this rank reads its shard of every global batch. */
+    lo.shard = nb_dist_rank(dist);
+    lo.shards = nb_dist_size(dist);
     data_norm(m, train, mean, std, &lo.mean, &lo.std);
     r.order = nb_alloc((size_t)train->count * sizeof *r.order, "shuffle order");
     s = r.order ? nb_loader_new(train, &lo, &r.loader) : NB_ERR_NOMEM;
@@ -529,5 +619,6 @@ nb_status nb_train(nb_model *m, nb_optimizer *opt, const nb_dataset *train, cons
     if (!s && (s = nb_model_check_finite(m, params, "parameter ")))
         return nb_fail_prefix(s, "model '%s': training ended with weights that are not finite "
                               "(lower the learning rate): ", m->name);
+    if (!s && dist) s = check_ranks(&r, "at the end, step");
     return s;
 }
