@@ -93,8 +93,10 @@ def train_speed(build, data, extra, steps):
            "--data", data, "--augment", "rrc,flip", "--batch", "32", "--threads", "2",
            "--steps", str(steps), "--no-test", "--quiet"] + extra
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    # The epoch line's training time ("... 6 img/s  25.3 s"): images over it,
+    # with more digits than the line's own rate.
     line = [l for l in out.splitlines() if "img/s" in l][-1]
-    return float(line.split("img/s")[0].split()[-1])
+    return steps * 32 / float(line.split("img/s")[1].split()[0])
 
 
 def alexnet(a):
