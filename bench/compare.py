@@ -277,7 +277,7 @@ def fmt(v, unit):
     if v is None:
         return "-"
     if unit == "img/s":
-        return "%.0f" % v
+        return "%.0f" % v if v >= 100 else "%.1f" % v
     if unit == "x":
         return "%.2fx" % v
     if unit == "count":
