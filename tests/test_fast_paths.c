@@ -1,7 +1,8 @@
 /* test_fast_paths.c — the speed-ups of issue 4 held against their plain
  * versions: the direct, channel-vectorised and Winograd convolution kernels
  * against the one-sample reference loops, the max-pooling kernels against theirs
- * (ties and NaN included), the few-rows GEMM against the triple loop; every
+ * (ties and NaN included), the batch-norm kernels against theirs, the
+ * few-rows GEMM against the triple loop; every
  * conv2d path through the operator against its neighbours; gradients that
  * the first contribution writes instead of adding; bit-identical LeNet-5
  * training with 1 and 2 threads; no allocation in a steady-state training
@@ -253,6 +254,49 @@ static void test_maxpool_kernels(void **s) {
     }
 }
 
+/* The batch-norm kernels, one channel at a time, against the plain loops:
+ * runs longer than a block and with tails, batchnorm1d's runs of 1, a
+ * mean far from 0, both relu settings and both write modes. */
+static void test_batchnorm_kernels(void **s) {
+    (void)s;
+    nb_rng rng;
+    nb_rng_seed(&rng, 14);
+    const size_t cases[][3] = {{3, 5, 49}, {2, 3, 1100}, {16, 4, 1}, {4, 2, 17}, {2, 2, 3136}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const size_t batch = cases[i][0], channels = cases[i][1], inner = cases[i][2];
+        const size_t n = batch * channels * inner, stride = channels * inner;
+        float *x = rnd(n, &rng), *dy = rnd(n, &rng);
+        float *y = malloc(n * sizeof(float)), *y0 = malloc(n * sizeof(float));
+        float *dx = rnd(n, &rng), *dx0 = malloc(n * sizeof(float));
+        for (size_t e = 0; e < n; e++) x[e] = 3.0f + 2.0f * x[e];
+        memcpy(dx0, dx, n * sizeof(float));
+        for (size_t c = 0; c < channels; c++) {
+            const float *xc = x + c * inner, *dyc = dy + c * inner;
+            double mean, sq, mean0, sq0, sd, sdx, sd0, sdx0;
+            nb_bn_stats(xc, batch, stride, inner, &mean, &sq);
+            nb_bn_stats_reference(xc, batch, stride, inner, &mean0, &sq0);
+            assert_true(fabs(mean - mean0) <= 1e-6 * fabs(mean0));
+            assert_true(fabs(sq - sq0) <= 1e-5 * sq0);
+            const int relu = (int)(c % 2);
+            nb_bn_apply(xc, y + c * inner, batch, stride, inner, 0.7f, -2.0f, relu);
+            nb_bn_apply_reference(xc, y0 + c * inner, batch, stride, inner, 0.7f, -2.0f, relu);
+            nb_bn_grad_sums(xc, dyc, batch, stride, inner, (float)mean0, &sd, &sdx);
+            nb_bn_grad_sums_reference(xc, dyc, batch, stride, inner, (float)mean0, &sd0, &sdx0);
+            const double scale = (double)batch * inner; /* the terms are at most about 1 */
+            assert_true(fabs(sd - sd0) <= 1e-6 * scale);
+            assert_true(fabs(sdx - sdx0) <= 1e-6 * scale);
+            const int accumulate = (int)(c % 2);
+            nb_bn_grad_input(xc, dyc, dx + c * inner, batch, stride, inner, (float)mean0, 0.9f, -0.1f, 0.3f,
+                             accumulate);
+            nb_bn_grad_input_reference(xc, dyc, dx0 + c * inner, batch, stride, inner, (float)mean0, 0.9f, -0.1f,
+                                       0.3f, accumulate);
+        }
+        assert_close(y, y0, n, 1e-6);
+        assert_close(dx, dx0, n, 1e-6);
+        free(x), free(dy), free(y), free(y0), free(dx), free(dx0);
+    }
+}
+
 /* A fully-connected layer on a small batch: both few-rows kernels, with
  * alpha and beta, against the triple loop; 1 and 2 threads give the same bits. */
 static void test_gemm_few_rows(void **s) {
@@ -397,15 +441,24 @@ typedef struct {
     nb_node *x, *w, *b, *conv, *relu, *other, *loss;
 } relu_graph;
 
-/* conv -> relu -> loss; with `peek`, the conv's value also feeds a second
- * op, so the relu cannot run in place. */
-static relu_graph relu_net(int peek, nb_rng *rng) {
+/* conv -> relu -> loss, or conv -> batchnorm2d -> relu -> loss with
+ * `batchnorm` (r.conv is then the batch norm: the relu's producer); with
+ * `peek`, the producer's value also feeds a second op, so the relu cannot
+ * run in place. */
+static relu_graph relu_net(int peek, int batchnorm, nb_rng *rng) {
     relu_graph r;
     r.g = nb_graph_new();
     r.x = random_input(r.g, "x", 4, (int[]){3, 6, 14, 14}, -1, 1, rng);
     r.w = random_param(r.g, "w", 4, (int[]){16, 6, 5, 5}, -0.3f, 0.3f, rng);
     r.b = random_param(r.g, "b", 1, (int[]){16}, -0.3f, 0.3f, rng);
     r.conv = nb_conv2d(r.g, r.x, r.w, r.b, 1, 1, 0, 0);
+    if (batchnorm) {
+        nb_node *gamma = random_param(r.g, "bn.weight", 1, (int[]){16}, 0.5f, 1.5f, rng);
+        nb_node *beta = random_param(r.g, "bn.bias", 1, (int[]){16}, -0.3f, 0.3f, rng);
+        nb_node *mean = nb_buffer(r.g, "bn.running_mean", 1, (int[]){16}, NULL);
+        nb_node *var = nb_buffer(r.g, "bn.running_var", 1, (int[]){16}, NULL);
+        r.conv = nb_batchnorm2d(r.g, r.conv, gamma, beta, mean, var, 0.1f, 1e-5f);
+    }
     r.relu = nb_relu(r.g, r.conv);
     r.other = peek ? nb_scale(r.g, r.conv, 0.0f) : NULL;
     nb_node *y = peek ? nb_add(r.g, r.relu, r.other) : r.relu;
@@ -418,12 +471,11 @@ static relu_graph relu_net(int peek, nb_rng *rng) {
 /* Run in place or not, the relu's values and every gradient are the same
  * bits; the conv keeps its own values when someone else reads them (a
  * second consumer, or the conv as the target). */
-static void test_relu_in_place(void **s) {
-    (void)s;
+static void check_relu_in_place(int batchnorm) {
     nb_rng r0, r1;
     nb_rng_seed(&r0, 12);
     nb_rng_seed(&r1, 12);
-    relu_graph a = relu_net(0, &r0), b = relu_net(1, &r1);
+    relu_graph a = relu_net(0, batchnorm, &r0), b = relu_net(1, batchnorm, &r1);
     for (int rep = 0; rep < 2; rep++) {
         assert_ok(nb_forward(a.g, a.loss));
         assert_ok(nb_backward(a.g, a.loss));
@@ -453,6 +505,17 @@ static void test_relu_in_place(void **s) {
     assert_memory_equal(nb_grad(a.w)->data, nb_grad(b.w)->data, 16 * 150 * sizeof(float));
     nb_graph_free(a.g);
     nb_graph_free(b.g);
+}
+
+static void test_relu_in_place(void **s) {
+    (void)s;
+    check_relu_in_place(0);
+}
+
+/* A relu after a batch norm (ResNet's bn1 -> relu) runs in place too. */
+static void test_relu_in_place_after_batchnorm(void **s) {
+    (void)s;
+    check_relu_in_place(1);
 }
 
 /* ---- whole training steps ------------------------------------------------------------------ */
@@ -599,10 +662,12 @@ int main(void) {
         cmocka_unit_test(test_conv_cv_kernel),
         cmocka_unit_test(test_winograd_kernel),
         cmocka_unit_test(test_maxpool_kernels),
+        cmocka_unit_test(test_batchnorm_kernels),
         cmocka_unit_test(test_gemm_few_rows),
         cmocka_unit_test(test_conv_op_paths),
         cmocka_unit_test(test_gradients_written_first),
         cmocka_unit_test(test_relu_in_place),
+        cmocka_unit_test(test_relu_in_place_after_batchnorm),
         cmocka_unit_test(test_lenet_steps_threads_bit_identical),
         cmocka_unit_test(test_steady_state_step_allocates_nothing),
         cmocka_unit_test(test_profile_counts_calls),

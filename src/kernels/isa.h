@@ -68,6 +68,14 @@ typedef struct nb_isa {
 
     /* Elementwise loops. */
     void (*relu_inplace)(float *x, size_t n);
+    /* Batch normalisation, one channel at a time (kernels.h's nb_bn_*). */
+    void (*bn_stats)(const float *x, size_t batch, size_t stride, size_t inner, double *mean, double *sqdev);
+    void (*bn_apply)(const float *x, float *y, size_t batch, size_t stride, size_t inner, float scale,
+                     float shift, int relu);
+    void (*bn_grad_sums)(const float *x, const float *dy, size_t batch, size_t stride, size_t inner, float mean,
+                         double *sum_dy, double *sum_dy_dev);
+    void (*bn_grad_input)(const float *x, const float *dy, float *dx, size_t batch, size_t stride, size_t inner,
+                          float mean, float k, float c0, float c1, int accumulate);
 
     /* The FMA-peak probe: `iters` rounds of fma_peak_chains independent
      * vector FMAs, as many as the register file holds beside the two

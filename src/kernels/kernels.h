@@ -23,6 +23,33 @@
 /* x = x > 0 ? x : 0 over n floats (a NaN becomes 0, as the relu op's). */
 void nb_relu_inplace(float *x, size_t n);
 
+/* ---- batch normalisation, one channel (batchnorm.c) ------------------------
+ * A channel of x [N, C, inner] is `batch` runs of `inner` floats, `stride`
+ * (= C * inner) floats apart; y, dy and dx are laid out as x. Each sum runs
+ * in an order fixed by the shape (the fast kernels: float lanes over short
+ * blocks, added into doubles; the references: one double), so a channel
+ * gives the same result on any thread. */
+
+/* The channel's mean and the sum of its squared deviations from it. */
+void nb_bn_stats(const float *x, size_t batch, size_t stride, size_t inner, double *mean, double *sqdev);
+/* y = x * scale + shift, or max(that, 0) (0 for a NaN) with relu nonzero. */
+void nb_bn_apply(const float *x, float *y, size_t batch, size_t stride, size_t inner, float scale, float shift,
+                 int relu);
+/* The sums of dy and of dy (x - mean). */
+void nb_bn_grad_sums(const float *x, const float *dy, size_t batch, size_t stride, size_t inner, float mean,
+                     double *sum_dy, double *sum_dy_dev);
+/* dx = k dy + c0 + c1 (x - mean), written, or added with accumulate nonzero. */
+void nb_bn_grad_input(const float *x, const float *dy, float *dx, size_t batch, size_t stride, size_t inner,
+                      float mean, float k, float c0, float c1, int accumulate);
+/* The plain loops the fast ones are tested against. */
+void nb_bn_stats_reference(const float *x, size_t batch, size_t stride, size_t inner, double *mean, double *sqdev);
+void nb_bn_apply_reference(const float *x, float *y, size_t batch, size_t stride, size_t inner, float scale,
+                           float shift, int relu);
+void nb_bn_grad_sums_reference(const float *x, const float *dy, size_t batch, size_t stride, size_t inner,
+                               float mean, double *sum_dy, double *sum_dy_dev);
+void nb_bn_grad_input_reference(const float *x, const float *dy, float *dx, size_t batch, size_t stride,
+                                size_t inner, float mean, float k, float c0, float c1, int accumulate);
+
 /* ---- matrix multiply ------------------------------------------------------ */
 
 /* C = alpha * op(A) op(B) + beta * C, row-major. op(A) is M x K, op(B) is

@@ -36,6 +36,10 @@ const nb_isa NB_K(nb_isa) = {
     .winograd_grad_output = NB_K(winograd_grad_output),
     .winograd_weight_grad = NB_K(winograd_weight_grad),
     .relu_inplace = NB_K(relu_inplace),
+    .bn_stats = NB_K(bn_stats),
+    .bn_apply = NB_K(bn_apply),
+    .bn_grad_sums = NB_K(bn_grad_sums),
+    .bn_grad_input = NB_K(bn_grad_input),
     .fma_peak_chains = FMA_PEAK_CHAINS,
     .fma_peak = NB_K(fma_peak),
 };
