@@ -297,6 +297,28 @@ static void test_batchnorm_kernels(void **s) {
     }
 }
 
+/* The stride-2 rows of im2col and col2im against plain loops, every
+ * length up to a few vectors, touching nothing past element 2n - 2. */
+static void test_stride2_rows(void **s) {
+    (void)s;
+    nb_rng rng;
+    nb_rng_seed(&rng, 15);
+    enum { MAX = 70 };
+    for (int n = 0; n <= MAX; n++) {
+        float src[2 * MAX + 2], dst[MAX + 1], want[MAX + 1], img[2 * MAX + 2], img0[2 * MAX + 2];
+        fill_uniform(src, 2 * MAX + 2, -1, 1, &rng);
+        fill_uniform(img, 2 * MAX + 2, -1, 1, &rng);
+        memcpy(img0, img, sizeof img);
+        for (int i = 0; i <= MAX; i++) dst[i] = want[i] = 7.0f;
+        for (int i = 0; i < n; i++) want[i] = src[2 * i];
+        for (int i = 0; i < n; i++) img0[2 * i] += src[i];
+        nb_copy_stride2(dst, src, n);
+        assert_memory_equal(dst, want, sizeof dst);
+        nb_add_stride2(img, src, n);
+        assert_memory_equal(img, img0, sizeof img);
+    }
+}
+
 /* A fully-connected layer on a small batch: both few-rows kernels, with
  * alpha and beta, against the triple loop; 1 and 2 threads give the same bits. */
 static void test_gemm_few_rows(void **s) {
@@ -401,6 +423,16 @@ static void test_conv_op_paths(void **s) {
     check_conv_op(2, 24, 29, 29, 64, 5, 1, 2, &rng); /* Winograd F(2x2, 5x5), AlexNet's padding */
     check_conv_op(2, 24, 20, 21, 64, 5, 1, 0, &rng); /* Winograd 5x5, no padding, 16x17 output */
     check_conv_op(2, 24, 57, 57, 64, 5, 2, 2, &rng); /* serial groups, im2col (stride 2) */
+    /* ResNet's shapes: 1x1 stride 1 (a product per sample on x itself, in
+     * serial and in parallel groups), 1x1 stride 2 (downsample.0), 3x3
+     * stride 2 and 7x7 stride 2 (conv1): the stride-2 im2col and col2im. */
+    check_conv_op(2, 64, 24, 24, 128, 1, 1, 0, &rng);
+    check_conv_op(5, 8, 24, 24, 7, 1, 1, 0, &rng);
+    check_conv_op(3, 64, 13, 13, 64, 1, 1, 0, &rng); /* 1x1 on small planes: im2col batches samples */
+    check_conv_op(2, 128, 56, 56, 128, 1, 2, 0, &rng);
+    check_conv_op(3, 16, 27, 27, 7, 1, 2, 0, &rng);
+    check_conv_op(2, 32, 30, 30, 64, 3, 2, 1, &rng);
+    check_conv_op(2, 3, 64, 63, 16, 7, 2, 3, &rng);
 }
 
 /* ---- gradients written first ------------------------------------------------------------ */
@@ -663,6 +695,7 @@ int main(void) {
         cmocka_unit_test(test_winograd_kernel),
         cmocka_unit_test(test_maxpool_kernels),
         cmocka_unit_test(test_batchnorm_kernels),
+        cmocka_unit_test(test_stride2_rows),
         cmocka_unit_test(test_gemm_few_rows),
         cmocka_unit_test(test_conv_op_paths),
         cmocka_unit_test(test_gradients_written_first),

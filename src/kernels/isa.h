@@ -68,6 +68,9 @@ typedef struct nb_isa {
 
     /* Elementwise loops. */
     void (*relu_inplace)(float *x, size_t n);
+    /* Stride-2 rows of im2col and col2im (kernels.h's nb_copy_stride2, nb_add_stride2). */
+    void (*copy_stride2)(float *dst, const float *src, int n);
+    void (*add_stride2)(float *dst, const float *src, int n);
     /* Batch normalisation, one channel at a time (kernels.h's nb_bn_*). */
     void (*bn_stats)(const float *x, size_t batch, size_t stride, size_t inner, double *mean, double *sqdev);
     void (*bn_apply)(const float *x, float *y, size_t batch, size_t stride, size_t inner, float scale,

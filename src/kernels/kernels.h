@@ -22,6 +22,10 @@
 
 /* x = x > 0 ? x : 0 over n floats (a NaN becomes 0, as the relu op's). */
 void nb_relu_inplace(float *x, size_t n);
+/* dst[i] = src[2 i], and dst[2 i] += src[i], for i < n: im2col's and
+ * col2im's stride-2 rows. Neither touches src or dst past element 2 n - 2. */
+void nb_copy_stride2(float *dst, const float *src, int n);
+void nb_add_stride2(float *dst, const float *src, int n);
 
 /* ---- batch normalisation, one channel (batchnorm.c) ------------------------
  * A channel of x [N, C, inner] is `batch` runs of `inner` floats, `stride`

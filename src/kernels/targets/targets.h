@@ -32,6 +32,8 @@ void NB_K(winograd_output)(const nb_conv_geom *g, int out_ch, const float *m, in
 void NB_K(winograd_grad_output)(const nb_conv_geom *g, int out_ch, const float *dy, int count, float *e);
 void NB_K(winograd_weight_grad)(int kernel, int out_ch, int channels, const float *mw, float *dw, int accumulate);
 void NB_K(relu_inplace)(float *x, size_t n);
+void NB_K(copy_stride2)(float *dst, const float *src, int n);
+void NB_K(add_stride2)(float *dst, const float *src, int n);
 void NB_K(bn_stats)(const float *x, size_t batch, size_t stride, size_t inner, double *mean, double *sqdev);
 void NB_K(bn_apply)(const float *x, float *y, size_t batch, size_t stride, size_t inner, float scale, float shift,
                     int relu);
