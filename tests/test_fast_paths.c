@@ -252,6 +252,23 @@ static void test_maxpool_kernels(void **s) {
         for (int k = 0; k < n_out; k++) assert_true(isnan(y[k]) ? isnan(y0[k]) : y[k] == y0[k]);
         free(x), free(y), free(y0), free(a), free(a0);
     }
+    /* Padded windows (ResNet's 3x3, stride 2, padding 1), clipped to the image. */
+    const int pad[][8] = {{112, 112, 3, 3, 2, 2, 1, 1}, {13, 13, 3, 3, 2, 2, 1, 1}, {9, 40, 2, 3, 1, 3, 1, 1},
+                          {5, 5, 5, 5, 1, 1, 2, 2}, {7, 8, 3, 3, 2, 2, 0, 1}, {6, 70, 3, 3, 2, 2, 1, 1}};
+    for (size_t i = 0; i < sizeof pad / sizeof *pad; i++) {
+        const int *p = pad[i];
+        const nb_conv_geom g = geom(1, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
+        const size_t n_out = (size_t)g.out_h * g.out_w;
+        float *x = malloc((size_t)p[0] * p[1] * sizeof(float)), *y = malloc(n_out * sizeof(float));
+        float *y0 = malloc(n_out * sizeof(float));
+        int32_t *a = malloc(n_out * sizeof(int32_t)), *a0 = malloc(n_out * sizeof(int32_t));
+        fill_pool_input(x, (size_t)p[0] * p[1], &rng);
+        nb_maxpool_forward_padded(&g, x, y, a);
+        nb_maxpool_forward_padded_reference(&g, x, y0, a0);
+        assert_memory_equal(a, a0, n_out * sizeof(int32_t));
+        for (size_t k = 0; k < n_out; k++) assert_true(isnan(y[k]) ? isnan(y0[k]) : y[k] == y0[k]);
+        free(x), free(y), free(y0), free(a), free(a0);
+    }
 }
 
 /* The batch-norm kernels, one channel at a time, against the plain loops:

@@ -173,6 +173,11 @@ void nb_maxpool_forward(const float *x, int h, int w, int kh, int kw, int sh, in
                         int32_t *arg);
 void nb_maxpool_forward_reference(const float *x, int h, int w, int kh, int kw, int sh, int sw,
                                   float *y, int32_t *arg);
+/* ONE image x (g's height, width) with padding (ResNet's 3x3, stride 2,
+ * padding 1): y (out_h, out_w) and arg, by the same rule over each window
+ * clipped to the image (padding never wins). g's channels are unused. */
+void nb_maxpool_forward_padded(const nb_conv_geom *g, const float *x, float *y, int32_t *arg);
+void nb_maxpool_forward_padded_reference(const nb_conv_geom *g, const float *x, float *y, int32_t *arg);
 
 /* ---- channel-vectorised direct convolution (conv_cv.c) --------------------- */
 

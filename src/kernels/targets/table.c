@@ -30,6 +30,7 @@ const nb_isa NB_K(nb_isa) = {
     .maxpool2x2_forward = NB_K(maxpool2x2_forward),
     .maxpool2x2_backward = NB_K(maxpool2x2_backward),
     .maxpool_forward = NB_K(maxpool_forward),
+    .maxpool_forward_padded = NB_K(maxpool_forward_padded),
     .winograd_weights = NB_K(winograd_weights),
     .winograd_input = NB_K(winograd_input),
     .winograd_output = NB_K(winograd_output),

@@ -25,6 +25,7 @@ void NB_K(conv_cv_input_grad)(const nb_conv_geom *g, int out_ch, const float *w,
 void NB_K(maxpool2x2_forward)(const float *x, int h, int w, float *y, int32_t *arg);
 void NB_K(maxpool2x2_backward)(const float *dy, const int32_t *arg, int h, int w, float *dx);
 void NB_K(maxpool_forward)(const float *x, int h, int w, int kh, int kw, int sh, int sw, float *y, int32_t *arg);
+void NB_K(maxpool_forward_padded)(const nb_conv_geom *g, const float *x, float *y, int32_t *arg);
 void NB_K(winograd_weights)(int kernel, int out_ch, int channels, const float *w, float *u, int adjoint);
 void NB_K(winograd_input)(const nb_conv_geom *g, const float *x, int count, float *v);
 void NB_K(winograd_output)(const nb_conv_geom *g, int out_ch, const float *m, int count, const float *b, float *y,
