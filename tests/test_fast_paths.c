@@ -490,18 +490,24 @@ typedef struct {
     nb_node *x, *w, *b, *conv, *relu, *other, *loss;
 } relu_graph;
 
-/* conv -> relu -> loss, or conv -> batchnorm2d -> relu -> loss with
- * `batchnorm` (r.conv is then the batch norm: the relu's producer); with
- * `peek`, the producer's value also feeds a second op, so the relu cannot
- * run in place. */
-static relu_graph relu_net(int peek, int batchnorm, nb_rng *rng) {
+/* conv -> relu -> loss; with `producer` BATCHNORM, conv -> batchnorm2d ->
+ * relu, with RESIDUAL, (conv + a second input) -> relu (r.conv is then the
+ * relu's producer); with `peek`, the producer's value also feeds a second
+ * op, so the relu cannot run in place. */
+enum { CONV, BATCHNORM, RESIDUAL };
+static relu_graph relu_net(int peek, int producer, nb_rng *rng) {
     relu_graph r;
     r.g = nb_graph_new();
     r.x = random_input(r.g, "x", 4, (int[]){3, 6, 14, 14}, -1, 1, rng);
     r.w = random_param(r.g, "w", 4, (int[]){16, 6, 5, 5}, -0.3f, 0.3f, rng);
     r.b = random_param(r.g, "b", 1, (int[]){16}, -0.3f, 0.3f, rng);
     r.conv = nb_conv2d(r.g, r.x, r.w, r.b, 1, 1, 0, 0);
-    if (batchnorm) {
+    if (producer == RESIDUAL) {
+        nb_node *skip = random_input(r.g, "skip", 4, (int[]){3, 16, 10, 10}, -1, 1, rng);
+        nb_requires_grad(skip, 1);
+        r.conv = nb_add(r.g, r.conv, skip);
+    }
+    if (producer == BATCHNORM) {
         nb_node *gamma = random_param(r.g, "bn.weight", 1, (int[]){16}, 0.5f, 1.5f, rng);
         nb_node *beta = random_param(r.g, "bn.bias", 1, (int[]){16}, -0.3f, 0.3f, rng);
         nb_node *mean = nb_buffer(r.g, "bn.running_mean", 1, (int[]){16}, NULL);
@@ -520,11 +526,11 @@ static relu_graph relu_net(int peek, int batchnorm, nb_rng *rng) {
 /* Run in place or not, the relu's values and every gradient are the same
  * bits; the conv keeps its own values when someone else reads them (a
  * second consumer, or the conv as the target). */
-static void check_relu_in_place(int batchnorm) {
+static void check_relu_in_place(int producer) {
     nb_rng r0, r1;
     nb_rng_seed(&r0, 12);
     nb_rng_seed(&r1, 12);
-    relu_graph a = relu_net(0, batchnorm, &r0), b = relu_net(1, batchnorm, &r1);
+    relu_graph a = relu_net(0, producer, &r0), b = relu_net(1, producer, &r1);
     for (int rep = 0; rep < 2; rep++) {
         assert_ok(nb_forward(a.g, a.loss));
         assert_ok(nb_backward(a.g, a.loss));
@@ -558,13 +564,15 @@ static void check_relu_in_place(int batchnorm) {
 
 static void test_relu_in_place(void **s) {
     (void)s;
-    check_relu_in_place(0);
+    check_relu_in_place(CONV);
 }
 
-/* A relu after a batch norm (ResNet's bn1 -> relu) runs in place too. */
-static void test_relu_in_place_after_batchnorm(void **s) {
+/* A relu after a batch norm (ResNet's bn1 -> relu) or a residual add
+ * (a block's output) runs in place too. */
+static void test_relu_in_place_after_batchnorm_and_add(void **s) {
     (void)s;
-    check_relu_in_place(1);
+    check_relu_in_place(BATCHNORM);
+    check_relu_in_place(RESIDUAL);
 }
 
 /* ---- whole training steps ------------------------------------------------------------------ */
@@ -717,7 +725,7 @@ int main(void) {
         cmocka_unit_test(test_conv_op_paths),
         cmocka_unit_test(test_gradients_written_first),
         cmocka_unit_test(test_relu_in_place),
-        cmocka_unit_test(test_relu_in_place_after_batchnorm),
+        cmocka_unit_test(test_relu_in_place_after_batchnorm_and_add),
         cmocka_unit_test(test_lenet_steps_threads_bit_identical),
         cmocka_unit_test(test_steady_state_step_allocates_nothing),
         cmocka_unit_test(test_profile_counts_calls),
