@@ -16,50 +16,44 @@
 /* The end of the block that starts at b in a run of n. */
 static inline size_t block_end(size_t b, size_t n) { return b + BN_BLOCK < n ? b + BN_BLOCK : n; }
 
-void NB_K(bn_stats)(const float *x, size_t batch, size_t stride, size_t inner, double *mean, double *sqdev) {
+/* The sum over floats [b, end) of a run r: of x, or with `squares` of
+ * (x - mean)^2. */
+NB_VINLINE double block_sum(const float *r, size_t b, size_t end, float mean, int squares) {
+    const vf neg = vf_set1(-mean);
+    vf a0 = vf_zero(), a1 = vf_zero();
+    size_t i = b;
+    for (; i + 2 * NB_LANES <= end; i += 2 * NB_LANES) {
+        vf v0 = vf_load(r + i), v1 = vf_load(r + i + NB_LANES);
+        if (squares) {
+            v0 = vf_add(v0, neg), v1 = vf_add(v1, neg);
+            a0 = vf_fma(v0, v0, a0), a1 = vf_fma(v1, v1, a1);
+        } else {
+            a0 = vf_add(a0, v0), a1 = vf_add(a1, v1);
+        }
+    }
+    for (; i + NB_LANES <= end; i += NB_LANES) {
+        vf v = vf_load(r + i);
+        if (squares) v = vf_add(v, neg), a0 = vf_fma(v, v, a0);
+        else a0 = vf_add(a0, v);
+    }
+    float tail = 0.0f;
+    for (; i < end; i++) tail += squares ? (r[i] - mean) * (r[i] - mean) : r[i];
+    return (double)vf_hsum(vf_add(a0, a1)) + tail;
+}
+
+/* block_sum over the channel, block after block. */
+NB_VINLINE double channel_sum(const float *x, size_t batch, size_t stride, size_t inner, float mean, int squares) {
     double sum = 0.0;
-    for (size_t s = 0; s < batch; s++) {
-        const float *r = x + s * stride;
-        for (size_t b = 0; b < inner; b += BN_BLOCK) {
-            const size_t end = block_end(b, inner);
-            vf a0 = vf_zero(), a1 = vf_zero();
-            size_t i = b;
-            for (; i + 2 * NB_LANES <= end; i += 2 * NB_LANES) {
-                a0 = vf_add(a0, vf_load(r + i));
-                a1 = vf_add(a1, vf_load(r + i + NB_LANES));
-            }
-            for (; i + NB_LANES <= end; i += NB_LANES) a0 = vf_add(a0, vf_load(r + i));
-            float tail = 0.0f;
-            for (; i < end; i++) tail += r[i];
-            sum += (double)vf_hsum(vf_add(a0, a1)) + tail;
-        }
-    }
-    const double mu = sum / (double)(batch * inner);
-    const float muf = (float)mu;
-    const vf neg = vf_set1(-muf);
-    double sq = 0.0;
-    for (size_t s = 0; s < batch; s++) {
-        const float *r = x + s * stride;
-        for (size_t b = 0; b < inner; b += BN_BLOCK) {
-            const size_t end = block_end(b, inner);
-            vf a0 = vf_zero(), a1 = vf_zero();
-            size_t i = b;
-            for (; i + 2 * NB_LANES <= end; i += 2 * NB_LANES) {
-                const vf d0 = vf_add(vf_load(r + i), neg), d1 = vf_add(vf_load(r + i + NB_LANES), neg);
-                a0 = vf_fma(d0, d0, a0);
-                a1 = vf_fma(d1, d1, a1);
-            }
-            for (; i + NB_LANES <= end; i += NB_LANES) {
-                const vf d = vf_add(vf_load(r + i), neg);
-                a0 = vf_fma(d, d, a0);
-            }
-            float tail = 0.0f;
-            for (; i < end; i++) tail += (r[i] - muf) * (r[i] - muf);
-            sq += (double)vf_hsum(vf_add(a0, a1)) + tail;
-        }
-    }
+    for (size_t s = 0; s < batch; s++)
+        for (size_t b = 0; b < inner; b += BN_BLOCK)
+            sum += block_sum(x + s * stride, b, block_end(b, inner), mean, squares);
+    return sum;
+}
+
+void NB_K(bn_stats)(const float *x, size_t batch, size_t stride, size_t inner, double *mean, double *sqdev) {
+    const double mu = channel_sum(x, batch, stride, inner, 0.0f, 0) / (double)(batch * inner);
     *mean = mu;
-    *sqdev = sq;
+    *sqdev = channel_sum(x, batch, stride, inner, (float)mu, 1);
 }
 
 void NB_K(bn_apply)(const float *x, float *y, size_t batch, size_t stride, size_t inner, float scale, float shift,
