@@ -14,6 +14,7 @@ threads and batch, interleaved (nabla, torch, torch-pypi, then again) for
     python3 bench/compare.py --build build-perf --reps 5 --json run1.json
     python3 bench/compare.py --merge run1.json run2.json run3.json
     python3 bench/compare.py --isa avx2       # both sides limited to AVX2
+    python3 bench/compare.py --only resnet18  # only the ResNet-18 rows
     python3 bench/compare.py --dry-run        # print the commands, run none
 
 OpenBLAS's core type follows the CPU: SkylakeX with AVX-512, Haswell with
@@ -106,13 +107,22 @@ def peak_rss_kb(cmd, env=None):
 NABLA_RUNS = [("lenet_b64_t1", "lenet5", 64, 1, []), ("lenet_b64_t2", "lenet5", 64, 2, []),
               ("lenet_b256_t1", "lenet5", 256, 1, []), ("lenet_b256_t2", "lenet5", 256, 2, []),
               ("alexnet_b8_t1", "alexnet", 8, 1, ["--steps", "2"]),
-              ("alexnet_b8_t2", "alexnet", 8, 2, ["--steps", "2"])]
+              ("alexnet_b8_t2", "alexnet", 8, 2, ["--steps", "2"]),
+              ("resnet18_b16_t2", "resnet18", 16, 2, ["--steps", "1", "--rounds", "3"])]
 # torch_peer.py runs: (key, workload, threads, batch)
 TORCH_RUNS = [("lenet_train_t1", "lenet_train", 1, 64), ("lenet_train_t2", "lenet_train", 2, 64),
               ("lenet_infer_b64_t1", "lenet_infer", 1, 64), ("lenet_infer_b64_t2", "lenet_infer", 2, 64),
               ("lenet_infer_b256_t1", "lenet_infer", 1, 256), ("lenet_infer_b256_t2", "lenet_infer", 2, 256),
               ("alexnet_train_t1", "alexnet_train", 1, 8), ("alexnet_train_t2", "alexnet_train", 2, 8),
-              ("alexnet_infer_t2", "alexnet_infer", 2, 8), ("sgemm_t1", "sgemm", 1, 0)]
+              ("alexnet_infer_t2", "alexnet_infer", 2, 8),
+              ("resnet18_train_t2", "resnet18_train", 2, 16), ("resnet18_infer_t2", "resnet18_infer", 2, 16),
+              ("sgemm_t1", "sgemm", 1, 0)]
+# The model each run belongs to, for --only: the key's first word.
+MODELS = ("lenet", "alexnet", "resnet18", "sgemm")
+
+
+def model_of(key):
+    return key.split("_", 1)[0]
 
 
 def measure(args):
@@ -125,19 +135,22 @@ def measure(args):
     out = {"nabla": {}}
     for name, _, _ in torches:
         out[name] = {}
+    wanted = set(args.only or MODELS)
+    nabla_runs = [r for r in NABLA_RUNS if model_of(r[0]) in wanted]
+    torch_runs = [r for r in TORCH_RUNS if model_of(r[0]) in wanted]
     # Interleave: one nabla run, then the matching-size torch runs, so a
     # drift in the machine's speed touches both sides alike.
-    for i in range(max(len(NABLA_RUNS), len(TORCH_RUNS))):
-        if i < len(NABLA_RUNS):
-            key, model, batch, threads, extra = NABLA_RUNS[i]
+    for i in range(max(len(nabla_runs), len(torch_runs))):
+        if i < len(nabla_runs):
+            key, model, batch, threads, extra = nabla_runs[i]
             r = run_json([nabla, "bench", "--model", model, "--batch", str(batch), "--threads", str(threads),
                           "--json", "--no-layers"] + extra, nenv)
             out["nabla"][key] = r
             print("  nabla %-14s train %9.1f  fwd+bwd %9.1f  infer %9.1f img/s" % (
                 key, r["train_images_per_s"], r["fwdbwd_images_per_s"], r["infer_images_per_s"]),
                 file=sys.stderr, flush=True)
-        if i < len(TORCH_RUNS):
-            key, workload, threads, batch = TORCH_RUNS[i]
+        if i < len(torch_runs):
+            key, workload, threads, batch = torch_runs[i]
             for name, py, env in torches:
                 cmd = [py, PEER, workload, "--threads", str(threads)]
                 if batch:
@@ -146,13 +159,15 @@ def measure(args):
                 out[name][key] = r
                 fig = r.get("images_per_s", r.get("gflops"))
                 print("  %-10s %-20s %9.1f" % (name, key, fig), file=sys.stderr, flush=True)
+    if "sgemm" not in wanted:
+        return out
     g = run_json([os.path.join(args.build, "bench", "gemm_bench"), "--json", "0.5"], nenv)
     p = run_json([os.path.join(args.build, "bench", "fma_peak"), "--json", "0.5"], nenv)
     out["nabla"]["sgemm"] = g
     out["nabla"]["fma_peak"] = p
     print("  nabla sgemm %.1f GFLOP/s, FMA peak %.1f GFLOP/s" % (g["gflops_1t"], p["fma_peak_gflops"]),
           file=sys.stderr, flush=True)
-    if not args.no_rss:
+    if not args.no_rss and "lenet" in wanted:
         rss = peak_rss_kb([nabla, "train", "--model", "lenet5", "--epochs", "1", "--no-test", "--threads", "2"], nenv)
         out["nabla"]["rss_kb"] = rss
         print("  nabla peak RSS of a LeNet-5 epoch: %.1f MB" % (rss / 1024), file=sys.stderr, flush=True)
@@ -160,47 +175,68 @@ def measure(args):
 
 
 def rows_of(m):
-    """The table from one set of figures m[source][key] -> number."""
+    """The table from one set of figures m[source][key] -> number; a row
+    whose figures were not measured (--only) is left out."""
     n = m["nabla"]
     srcs = [s for s in m if s != "nabla"]
 
     def torch_fig(key):
         return [m[s].get(key) for s in srcs]
 
+    def have(*keys):
+        return all(n.get(k) is not None for k in keys)
+
     rows = []
 
-    def speed(label, nv, key, target):
-        t = torch_fig(key)
-        best = max([x for x in t if x is not None] or [None]) if any(x is not None for x in t) else None
+    def speed(label, nkey, key, target):
+        if not have(nkey):
+            return
+        nv = n[nkey]
+        t = [x for x in torch_fig(key) if x is not None]
+        best = max(t) if t else None
         ratio = nv / best if best else None
-        rows.append((label, nv, t, ratio, ">= %.1fx" % target, ratio is not None and ratio >= target, "img/s"))
+        rows.append((label, nv, torch_fig(key), ratio, ">= %.1fx" % target, ratio is not None and ratio >= target,
+                     "img/s"))
 
-    speed("LeNet-5 train b64 1t", n["lenet_b64_t1.train"], "lenet_train_t1", 2.0)
-    speed("LeNet-5 train b64 2t", n["lenet_b64_t2.train"], "lenet_train_t2", 3.0)
-    epoch = 60000.0 / n["lenet_b64_t2.train"]
-    tt = [60000.0 / x if x else None for x in torch_fig("lenet_train_t2")]
-    rows.append(("LeNet-5 epoch 60k, 2t (s)", epoch, tt, None, "< 1.5 s", epoch < 1.5, "s"))
-    speed("LeNet-5 infer b64 1t", n["lenet_b64_t1.infer"], "lenet_infer_b64_t1", 3.0)
-    speed("LeNet-5 infer b64 2t", n["lenet_b64_t2.infer"], "lenet_infer_b64_t2", 3.0)
-    speed("LeNet-5 infer b256 1t", n["lenet_b256_t1.infer"], "lenet_infer_b256_t1", 3.0)
-    speed("LeNet-5 infer b256 2t", n["lenet_b256_t2.infer"], "lenet_infer_b256_t2", 3.0)
-    speed("AlexNet fwd+bwd b8 2t", n["alexnet_b8_t2.fwdbwd"], "alexnet_train_t2", 1.5)
-    speed("AlexNet infer b8 2t", n["alexnet_b8_t2.infer"], "alexnet_infer_t2", 1.3)
-    pct = 100.0 * n["sgemm_1t"] / n["fma_peak"]
-    rows.append(("SGEMM 1024^3 1t (GFLOP/s)", n["sgemm_1t"], torch_fig("sgemm_t1"),
-                 None, ">= 85%% of %.0f" % n["fma_peak"], pct >= 85.0, "GFLOP/s"))
-    rows.append(("  SGEMM % of FMA peak", pct, [100.0 * x / n["fma_peak"] if x else None for x in torch_fig("sgemm_t1")],
-                 None, ">= 85%", pct >= 85.0, "%"))
-    s1 = n["lenet_b64_t2.train"] / n["lenet_b64_t1.train"]
-    ts = [a / b if a and b else None for a, b in zip(torch_fig("lenet_train_t2"), torch_fig("lenet_train_t1"))]
-    rows.append(("Scaling 2t/1t LeNet-5 train", s1, ts, None, ">= 1.7x", s1 >= 1.7, "x"))
-    s2 = n["alexnet_b8_t2.fwdbwd"] / n["alexnet_b8_t1.fwdbwd"]
-    ts = [a / b if a and b else None for a, b in zip(torch_fig("alexnet_train_t2"), torch_fig("alexnet_train_t1"))]
-    rows.append(("Scaling 2t/1t AlexNet fwd+bwd", s2, ts, None, ">= 1.7x", s2 >= 1.7, "x"))
-    if "rss_mb" in n:
+    def scaling(label, two, one, tkey2, tkey1):
+        if not have(two, one):
+            return
+        s1 = n[two] / n[one]
+        ts = [a / b if a and b else None for a, b in zip(torch_fig(tkey2), torch_fig(tkey1))]
+        rows.append((label, s1, ts, None, ">= 1.7x", s1 >= 1.7, "x"))
+
+    speed("LeNet-5 train b64 1t", "lenet_b64_t1.train", "lenet_train_t1", 2.0)
+    speed("LeNet-5 train b64 2t", "lenet_b64_t2.train", "lenet_train_t2", 3.0)
+    if have("lenet_b64_t2.train"):
+        epoch = 60000.0 / n["lenet_b64_t2.train"]
+        tt = [60000.0 / x if x else None for x in torch_fig("lenet_train_t2")]
+        rows.append(("LeNet-5 epoch 60k, 2t (s)", epoch, tt, None, "< 1.5 s", epoch < 1.5, "s"))
+    speed("LeNet-5 infer b64 1t", "lenet_b64_t1.infer", "lenet_infer_b64_t1", 3.0)
+    speed("LeNet-5 infer b64 2t", "lenet_b64_t2.infer", "lenet_infer_b64_t2", 3.0)
+    speed("LeNet-5 infer b256 1t", "lenet_b256_t1.infer", "lenet_infer_b256_t1", 3.0)
+    speed("LeNet-5 infer b256 2t", "lenet_b256_t2.infer", "lenet_infer_b256_t2", 3.0)
+    speed("AlexNet fwd+bwd b8 2t", "alexnet_b8_t2.fwdbwd", "alexnet_train_t2", 1.5)
+    speed("AlexNet infer b8 2t", "alexnet_b8_t2.infer", "alexnet_infer_t2", 1.3)
+    # A whole step on both sides: forward, backward and the SGD update.
+    speed("ResNet-18 train b16 2t", "resnet18_b16_t2.train", "resnet18_train_t2", 1.3)
+    speed("ResNet-18 infer b16 2t", "resnet18_b16_t2.infer", "resnet18_infer_t2", 1.3)
+    if have("sgemm_1t", "fma_peak"):
+        pct = 100.0 * n["sgemm_1t"] / n["fma_peak"]
+        rows.append(("SGEMM 1024^3 1t (GFLOP/s)", n["sgemm_1t"], torch_fig("sgemm_t1"),
+                     None, ">= 85%% of %.0f" % n["fma_peak"], pct >= 85.0, "GFLOP/s"))
+        rows.append(("  SGEMM % of FMA peak", pct,
+                     [100.0 * x / n["fma_peak"] if x else None for x in torch_fig("sgemm_t1")],
+                     None, ">= 85%", pct >= 85.0, "%"))
+    scaling("Scaling 2t/1t LeNet-5 train", "lenet_b64_t2.train", "lenet_b64_t1.train", "lenet_train_t2",
+            "lenet_train_t1")
+    scaling("Scaling 2t/1t AlexNet fwd+bwd", "alexnet_b8_t2.fwdbwd", "alexnet_b8_t1.fwdbwd", "alexnet_train_t2",
+            "alexnet_train_t1")
+    if have("rss_mb"):
         rows.append(("Peak RSS, LeNet-5 epoch (MB)", n["rss_mb"], [None] * len(srcs), None, "<= 100 MB",
                      n["rss_mb"] <= 100.0, "MB"))
-    rows.append(("Allocations per train step", n["allocs"], [None] * len(srcs), None, "0", n["allocs"] == 0, "count"))
+    if have("allocs"):
+        rows.append(("Allocations per train step", n["allocs"], [None] * len(srcs), None, "0", n["allocs"] == 0,
+                     "count"))
     return srcs, rows
 
 
@@ -208,13 +244,16 @@ def flatten(rep):
     """One repetition's raw JSON -> {source: {figure: number}}."""
     f = {"nabla": {}}
     for key, r in rep["nabla"].items():
-        if key.startswith(("lenet", "alexnet")):
+        if key.startswith(("lenet", "alexnet", "resnet18")):
             f["nabla"][key + ".train"] = r["train_images_per_s"]
             f["nabla"][key + ".fwdbwd"] = r["fwdbwd_images_per_s"]
             f["nabla"][key + ".infer"] = r["infer_images_per_s"]
-    f["nabla"]["allocs"] = rep["nabla"]["lenet_b64_t1"]["allocs_per_train_step"]
-    f["nabla"]["sgemm_1t"] = rep["nabla"]["sgemm"]["gflops_1t"]
-    f["nabla"]["fma_peak"] = rep["nabla"]["fma_peak"]["fma_peak_gflops"]
+    benches = [r for key, r in rep["nabla"].items() if "allocs_per_train_step" in r]
+    if benches:
+        f["nabla"]["allocs"] = max(r["allocs_per_train_step"] for r in benches)
+    if "sgemm" in rep["nabla"]:
+        f["nabla"]["sgemm_1t"] = rep["nabla"]["sgemm"]["gflops_1t"]
+        f["nabla"]["fma_peak"] = rep["nabla"]["fma_peak"]["fma_peak_gflops"]
     if "rss_kb" in rep["nabla"]:
         f["nabla"]["rss_mb"] = rep["nabla"]["rss_kb"] / 1024.0
     for src, figs in rep.items():
@@ -238,7 +277,7 @@ def fmt(v, unit):
     if v is None:
         return "-"
     if unit == "img/s":
-        return "%.0f" % v
+        return "%.0f" % v if v >= 100 else "%.1f" % v
     if unit == "x":
         return "%.2fx" % v
     if unit == "count":
@@ -274,6 +313,7 @@ def main():
     ap.add_argument("--json", help="save the raw figures of every repetition here")
     ap.add_argument("--merge", nargs="+", metavar="RUN.json", help="print the median table of saved runs")
     ap.add_argument("--isa", choices=["avx2"], help="limit both sides to this instruction set")
+    ap.add_argument("--only", nargs="+", choices=MODELS, help="measure only these workloads' rows")
     ap.add_argument("--dry-run", action="store_true", help="print one repetition's commands, run nothing")
     args = ap.parse_args()
     if args.dry_run:

@@ -3,7 +3,7 @@
 
 Runs under Debian's python3-torch (/usr/bin/python3) or any other Python
 with torch. The models are the ones nabla builds (LeNet-5 and torchvision's
-AlexNet, defined inline), at PyTorch's best setting on this CPU for the
+AlexNet, defined inline, and torchvision's ResNet-18), at PyTorch's best setting on this CPU for the
 Debian build: OPENBLAS_CORETYPE=SkylakeX and one OpenBLAS thread (set by
 compare.py), torch.set_num_threads(T).
 
@@ -11,6 +11,8 @@ compare.py), torch.set_num_threads(T).
     torch_peer.py lenet_infer --threads 1 --batch 256
     torch_peer.py alexnet_train --threads 2 --batch 8
     torch_peer.py alexnet_infer --threads 2 --batch 8
+    torch_peer.py resnet18_train --threads 2 --batch 16
+    torch_peer.py resnet18_infer --threads 2 --batch 16
     torch_peer.py sgemm --threads 1
 """
 import argparse, ctypes, json, statistics, time
@@ -62,7 +64,8 @@ def median_rate(fn, items, reps, warmup=2):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("workload", choices=["lenet_train", "lenet_infer", "alexnet_train", "alexnet_infer", "sgemm"])
+    p.add_argument("workload", choices=["lenet_train", "lenet_infer", "alexnet_train", "alexnet_infer",
+                                          "resnet18_train", "resnet18_infer", "sgemm"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--reps", type=int, default=3)
@@ -92,8 +95,12 @@ def main():
                     for i in range(steps):
                         model(x[i * a.batch:(i + 1) * a.batch])
         out["images_per_s"] = median_rate(run, steps * a.batch, a.reps)
-    elif a.workload.startswith("alexnet"):
-        model = alexnet()
+    elif a.workload.startswith(("alexnet", "resnet18")):
+        if a.workload.startswith("alexnet"):
+            model = alexnet()
+        else:
+            import torchvision
+            model = torchvision.models.resnet18(num_classes=1000)
         x = torch.randn(a.batch, 3, 224, 224)
         y = torch.randint(0, 1000, (a.batch,))
         if a.workload == "alexnet_train":
@@ -102,6 +109,16 @@ def main():
             def run():
                 model.zero_grad(set_to_none=True)
                 F.cross_entropy(model(x), y).backward()
+        elif a.workload == "resnet18_train":
+            # A whole training step, as nabla bench's "training" figure:
+            # forward, backward and the SGD update.
+            model.train()
+            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+            def run():
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
         else:
             model.eval()
 

@@ -201,9 +201,10 @@ void nb_requires_grad(nb_node *n, int on);
 void nb_set_training(nb_graph *g, int training);
 
 /* Evaluate `target` and everything it depends on, in topological order.
- * A relu whose input is a conv2d with no other consumer runs in place, as
- * PyTorch's ReLU(inplace=True): the conv writes the relu's output, and the
- * conv's own value then reads the same (the target never changes this). */
+ * A relu whose input is a conv2d, a batch norm or an add with no other
+ * consumer runs in place, as PyTorch's ReLU(inplace=True): the producer
+ * writes the relu's output, and its own value then reads the same (the
+ * target never changes this). */
 nb_status nb_forward(nb_graph *g, nb_node *target);
 /* Reverse-mode autodiff from a scalar node: zero all gradients, set
  * dJ/dJ = 1, and visit the nodes in reverse topological order, each adding

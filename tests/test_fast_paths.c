@@ -1,7 +1,8 @@
 /* test_fast_paths.c — the speed-ups of issue 4 held against their plain
  * versions: the direct, channel-vectorised and Winograd convolution kernels
  * against the one-sample reference loops, the max-pooling kernels against theirs
- * (ties and NaN included), the few-rows GEMM against the triple loop; every
+ * (ties and NaN included), the batch-norm kernels against theirs, the
+ * few-rows GEMM against the triple loop; every
  * conv2d path through the operator against its neighbours; gradients that
  * the first contribution writes instead of adding; bit-identical LeNet-5
  * training with 1 and 2 threads; no allocation in a steady-state training
@@ -251,6 +252,88 @@ static void test_maxpool_kernels(void **s) {
         for (int k = 0; k < n_out; k++) assert_true(isnan(y[k]) ? isnan(y0[k]) : y[k] == y0[k]);
         free(x), free(y), free(y0), free(a), free(a0);
     }
+    /* Padded windows (ResNet's 3x3, stride 2, padding 1), clipped to the image. */
+    const int pad[][8] = {{112, 112, 3, 3, 2, 2, 1, 1}, {13, 13, 3, 3, 2, 2, 1, 1}, {9, 40, 2, 3, 1, 3, 1, 1},
+                          {5, 5, 5, 5, 1, 1, 2, 2}, {7, 8, 3, 3, 2, 2, 0, 1}, {6, 70, 3, 3, 2, 2, 1, 1}};
+    for (size_t i = 0; i < sizeof pad / sizeof *pad; i++) {
+        const int *p = pad[i];
+        const nb_conv_geom g = geom(1, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
+        const size_t n_out = (size_t)g.out_h * g.out_w;
+        float *x = malloc((size_t)p[0] * p[1] * sizeof(float)), *y = malloc(n_out * sizeof(float));
+        float *y0 = malloc(n_out * sizeof(float));
+        int32_t *a = malloc(n_out * sizeof(int32_t)), *a0 = malloc(n_out * sizeof(int32_t));
+        fill_pool_input(x, (size_t)p[0] * p[1], &rng);
+        nb_maxpool_forward_padded(&g, x, y, a);
+        nb_maxpool_forward_padded_reference(&g, x, y0, a0);
+        assert_memory_equal(a, a0, n_out * sizeof(int32_t));
+        for (size_t k = 0; k < n_out; k++) assert_true(isnan(y[k]) ? isnan(y0[k]) : y[k] == y0[k]);
+        free(x), free(y), free(y0), free(a), free(a0);
+    }
+}
+
+/* The batch-norm kernels, one channel at a time, against the plain loops:
+ * runs longer than a block and with tails, batchnorm1d's runs of 1, a
+ * mean far from 0, both relu settings and both write modes. */
+static void test_batchnorm_kernels(void **s) {
+    (void)s;
+    nb_rng rng;
+    nb_rng_seed(&rng, 14);
+    const size_t cases[][3] = {{3, 5, 49}, {2, 3, 1100}, {16, 4, 1}, {4, 2, 17}, {2, 2, 3136}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const size_t batch = cases[i][0], channels = cases[i][1], inner = cases[i][2];
+        const size_t n = batch * channels * inner, stride = channels * inner;
+        float *x = rnd(n, &rng), *dy = rnd(n, &rng);
+        float *y = malloc(n * sizeof(float)), *y0 = malloc(n * sizeof(float));
+        float *dx = rnd(n, &rng), *dx0 = malloc(n * sizeof(float));
+        for (size_t e = 0; e < n; e++) x[e] = 3.0f + 2.0f * x[e];
+        memcpy(dx0, dx, n * sizeof(float));
+        for (size_t c = 0; c < channels; c++) {
+            const float *xc = x + c * inner, *dyc = dy + c * inner;
+            double mean, sq, mean0, sq0, sd, sdx, sd0, sdx0;
+            nb_bn_stats(xc, batch, stride, inner, &mean, &sq);
+            nb_bn_stats_reference(xc, batch, stride, inner, &mean0, &sq0);
+            assert_true(fabs(mean - mean0) <= 1e-6 * fabs(mean0));
+            assert_true(fabs(sq - sq0) <= 1e-5 * sq0);
+            const int relu = (int)(c % 2);
+            nb_bn_apply(xc, y + c * inner, batch, stride, inner, 0.7f, -2.0f, relu);
+            nb_bn_apply_reference(xc, y0 + c * inner, batch, stride, inner, 0.7f, -2.0f, relu);
+            nb_bn_grad_sums(xc, dyc, batch, stride, inner, (float)mean0, &sd, &sdx);
+            nb_bn_grad_sums_reference(xc, dyc, batch, stride, inner, (float)mean0, &sd0, &sdx0);
+            const double scale = (double)batch * inner; /* the terms are at most about 1 */
+            assert_true(fabs(sd - sd0) <= 1e-6 * scale);
+            assert_true(fabs(sdx - sdx0) <= 1e-6 * scale);
+            const int accumulate = (int)(c % 2);
+            nb_bn_grad_input(xc, dyc, dx + c * inner, batch, stride, inner, (float)mean0, 0.9f, -0.1f, 0.3f,
+                             accumulate);
+            nb_bn_grad_input_reference(xc, dyc, dx0 + c * inner, batch, stride, inner, (float)mean0, 0.9f, -0.1f,
+                                       0.3f, accumulate);
+        }
+        assert_close(y, y0, n, 1e-6);
+        assert_close(dx, dx0, n, 1e-6);
+        free(x), free(dy), free(y), free(y0), free(dx), free(dx0);
+    }
+}
+
+/* The stride-2 rows of im2col and col2im against plain loops, every
+ * length up to a few vectors, touching nothing past element 2n - 2. */
+static void test_stride2_rows(void **s) {
+    (void)s;
+    nb_rng rng;
+    nb_rng_seed(&rng, 15);
+    enum { MAX = 70 };
+    for (int n = 0; n <= MAX; n++) {
+        float src[2 * MAX + 2], dst[MAX + 1], want[MAX + 1], img[2 * MAX + 2], img0[2 * MAX + 2];
+        fill_uniform(src, 2 * MAX + 2, -1, 1, &rng);
+        fill_uniform(img, 2 * MAX + 2, -1, 1, &rng);
+        memcpy(img0, img, sizeof img);
+        for (int i = 0; i <= MAX; i++) dst[i] = want[i] = 7.0f;
+        for (int i = 0; i < n; i++) want[i] = src[2 * i];
+        for (int i = 0; i < n; i++) img0[2 * i] += src[i];
+        nb_copy_stride2(dst, src, n);
+        assert_memory_equal(dst, want, sizeof dst);
+        nb_add_stride2(img, src, n);
+        assert_memory_equal(img, img0, sizeof img);
+    }
 }
 
 /* A fully-connected layer on a small batch: both few-rows kernels, with
@@ -357,6 +440,16 @@ static void test_conv_op_paths(void **s) {
     check_conv_op(2, 24, 29, 29, 64, 5, 1, 2, &rng); /* Winograd F(2x2, 5x5), AlexNet's padding */
     check_conv_op(2, 24, 20, 21, 64, 5, 1, 0, &rng); /* Winograd 5x5, no padding, 16x17 output */
     check_conv_op(2, 24, 57, 57, 64, 5, 2, 2, &rng); /* serial groups, im2col (stride 2) */
+    /* ResNet's shapes: 1x1 stride 1 (a product per sample on x itself, in
+     * serial and in parallel groups), 1x1 stride 2 (downsample.0), 3x3
+     * stride 2 and 7x7 stride 2 (conv1): the stride-2 im2col and col2im. */
+    check_conv_op(2, 64, 24, 24, 128, 1, 1, 0, &rng);
+    check_conv_op(5, 8, 24, 24, 7, 1, 1, 0, &rng);
+    check_conv_op(3, 64, 13, 13, 64, 1, 1, 0, &rng); /* 1x1 on small planes: im2col batches samples */
+    check_conv_op(2, 128, 56, 56, 128, 1, 2, 0, &rng);
+    check_conv_op(3, 16, 27, 27, 7, 1, 2, 0, &rng);
+    check_conv_op(2, 32, 30, 30, 64, 3, 2, 1, &rng);
+    check_conv_op(2, 3, 64, 63, 16, 7, 2, 3, &rng);
 }
 
 /* ---- gradients written first ------------------------------------------------------------ */
@@ -397,15 +490,30 @@ typedef struct {
     nb_node *x, *w, *b, *conv, *relu, *other, *loss;
 } relu_graph;
 
-/* conv -> relu -> loss; with `peek`, the conv's value also feeds a second
+/* conv -> relu -> loss; with `producer` BATCHNORM, conv -> batchnorm2d ->
+ * relu, with RESIDUAL, (conv + a second input) -> relu (r.conv is then the
+ * relu's producer); with `peek`, the producer's value also feeds a second
  * op, so the relu cannot run in place. */
-static relu_graph relu_net(int peek, nb_rng *rng) {
+enum { CONV, BATCHNORM, RESIDUAL };
+static relu_graph relu_net(int peek, int producer, nb_rng *rng) {
     relu_graph r;
     r.g = nb_graph_new();
     r.x = random_input(r.g, "x", 4, (int[]){3, 6, 14, 14}, -1, 1, rng);
     r.w = random_param(r.g, "w", 4, (int[]){16, 6, 5, 5}, -0.3f, 0.3f, rng);
     r.b = random_param(r.g, "b", 1, (int[]){16}, -0.3f, 0.3f, rng);
     r.conv = nb_conv2d(r.g, r.x, r.w, r.b, 1, 1, 0, 0);
+    if (producer == RESIDUAL) {
+        nb_node *skip = random_input(r.g, "skip", 4, (int[]){3, 16, 10, 10}, -1, 1, rng);
+        nb_requires_grad(skip, 1);
+        r.conv = nb_add(r.g, r.conv, skip);
+    }
+    if (producer == BATCHNORM) {
+        nb_node *gamma = random_param(r.g, "bn.weight", 1, (int[]){16}, 0.5f, 1.5f, rng);
+        nb_node *beta = random_param(r.g, "bn.bias", 1, (int[]){16}, -0.3f, 0.3f, rng);
+        nb_node *mean = nb_buffer(r.g, "bn.running_mean", 1, (int[]){16}, NULL);
+        nb_node *var = nb_buffer(r.g, "bn.running_var", 1, (int[]){16}, NULL);
+        r.conv = nb_batchnorm2d(r.g, r.conv, gamma, beta, mean, var, 0.1f, 1e-5f);
+    }
     r.relu = nb_relu(r.g, r.conv);
     r.other = peek ? nb_scale(r.g, r.conv, 0.0f) : NULL;
     nb_node *y = peek ? nb_add(r.g, r.relu, r.other) : r.relu;
@@ -418,12 +526,11 @@ static relu_graph relu_net(int peek, nb_rng *rng) {
 /* Run in place or not, the relu's values and every gradient are the same
  * bits; the conv keeps its own values when someone else reads them (a
  * second consumer, or the conv as the target). */
-static void test_relu_in_place(void **s) {
-    (void)s;
+static void check_relu_in_place(int producer) {
     nb_rng r0, r1;
     nb_rng_seed(&r0, 12);
     nb_rng_seed(&r1, 12);
-    relu_graph a = relu_net(0, &r0), b = relu_net(1, &r1);
+    relu_graph a = relu_net(0, producer, &r0), b = relu_net(1, producer, &r1);
     for (int rep = 0; rep < 2; rep++) {
         assert_ok(nb_forward(a.g, a.loss));
         assert_ok(nb_backward(a.g, a.loss));
@@ -453,6 +560,19 @@ static void test_relu_in_place(void **s) {
     assert_memory_equal(nb_grad(a.w)->data, nb_grad(b.w)->data, 16 * 150 * sizeof(float));
     nb_graph_free(a.g);
     nb_graph_free(b.g);
+}
+
+static void test_relu_in_place(void **s) {
+    (void)s;
+    check_relu_in_place(CONV);
+}
+
+/* A relu after a batch norm (ResNet's bn1 -> relu) or a residual add
+ * (a block's output) runs in place too. */
+static void test_relu_in_place_after_batchnorm_and_add(void **s) {
+    (void)s;
+    check_relu_in_place(BATCHNORM);
+    check_relu_in_place(RESIDUAL);
 }
 
 /* ---- whole training steps ------------------------------------------------------------------ */
@@ -599,10 +719,13 @@ int main(void) {
         cmocka_unit_test(test_conv_cv_kernel),
         cmocka_unit_test(test_winograd_kernel),
         cmocka_unit_test(test_maxpool_kernels),
+        cmocka_unit_test(test_batchnorm_kernels),
+        cmocka_unit_test(test_stride2_rows),
         cmocka_unit_test(test_gemm_few_rows),
         cmocka_unit_test(test_conv_op_paths),
         cmocka_unit_test(test_gradients_written_first),
         cmocka_unit_test(test_relu_in_place),
+        cmocka_unit_test(test_relu_in_place_after_batchnorm_and_add),
         cmocka_unit_test(test_lenet_steps_threads_bit_identical),
         cmocka_unit_test(test_steady_state_step_allocates_nothing),
         cmocka_unit_test(test_profile_counts_calls),

@@ -56,6 +56,9 @@ void nb_im2col(const nb_conv_geom *g, const float *x, int count, float *cols) {
                 if (g->stride_w == 1) {
 NB_SIMD
                     for (int ow = ow_lo; ow < ow_hi; ow++) d[ow] = src[ow + shift];
+                } else if (g->stride_w == 2) {
+                    /* ResNet's downsampling layers and conv1. */
+                    if (ow_hi > ow_lo) nb_copy_stride2(d + ow_lo, src + 2 * ow_lo + shift, ow_hi - ow_lo);
                 } else {
                     for (int ow = ow_lo; ow < ow_hi; ow++) d[ow] = src[ow * g->stride_w + shift];
                 }
@@ -92,6 +95,8 @@ void nb_col2im_add(const nb_conv_geom *g, const float *cols, int count, float *x
                         if (g->stride_w == 1) {
 NB_SIMD
                             for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow + shift] += s[ow];
+                        } else if (g->stride_w == 2) {
+                            if (ow_hi > ow_lo) nb_add_stride2(dst + 2 * ow_lo + shift, s + ow_lo, ow_hi - ow_lo);
                         } else {
                             for (int ow = ow_lo; ow < ow_hi; ow++) dst[ow * g->stride_w + shift] += s[ow];
                         }

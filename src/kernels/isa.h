@@ -58,6 +58,7 @@ typedef struct nb_isa {
     void (*maxpool2x2_backward)(const float *dy, const int32_t *arg, int h, int w, float *dx);
     void (*maxpool_forward)(const float *x, int h, int w, int kh, int kw, int sh, int sw, float *y,
                             int32_t *arg);
+    void (*maxpool_forward_padded)(const nb_conv_geom *g, const float *x, float *y, int32_t *arg);
     void (*winograd_weights)(int kernel, int out_ch, int channels, const float *w, float *u, int adjoint);
     void (*winograd_input)(const nb_conv_geom *g, const float *x, int count, float *v);
     void (*winograd_output)(const nb_conv_geom *g, int out_ch, const float *m, int count, const float *b,
@@ -68,6 +69,17 @@ typedef struct nb_isa {
 
     /* Elementwise loops. */
     void (*relu_inplace)(float *x, size_t n);
+    /* Stride-2 rows of im2col and col2im (kernels.h's nb_copy_stride2, nb_add_stride2). */
+    void (*copy_stride2)(float *dst, const float *src, int n);
+    void (*add_stride2)(float *dst, const float *src, int n);
+    /* Batch normalisation, one channel at a time (kernels.h's nb_bn_*). */
+    void (*bn_stats)(const float *x, size_t batch, size_t stride, size_t inner, double *mean, double *sqdev);
+    void (*bn_apply)(const float *x, float *y, size_t batch, size_t stride, size_t inner, float scale,
+                     float shift, int relu);
+    void (*bn_grad_sums)(const float *x, const float *dy, size_t batch, size_t stride, size_t inner, float mean,
+                         double *sum_dy, double *sum_dy_dev);
+    void (*bn_grad_input)(const float *x, const float *dy, float *dx, size_t batch, size_t stride, size_t inner,
+                          float mean, float k, float c0, float c1, int accumulate);
 
     /* The FMA-peak probe: `iters` rounds of fma_peak_chains independent
      * vector FMAs, as many as the register file holds beside the two
@@ -81,7 +93,27 @@ const nb_isa *nb_isa_active(void);
 
 /* ---- geometry the drivers and the per-target kernels share ---------------- */
 
+#include <math.h>
 #include <string.h>
+
+/* Padded max pooling: output (oy, ox) from its window clipped to the image,
+ * taps in row-major order, a strict > (the first of equal maxima wins) and
+ * a NaN winning over a number; the reference loop, and the kernels' edges. */
+static inline void nb_maxpool_window(const nb_conv_geom *g, const float *x, int oy, int ox, float *y,
+                                     int32_t *arg) {
+    const int top = oy * g->stride_h - g->pad_h, left = ox * g->stride_w - g->pad_w;
+    const int y0 = top < 0 ? 0 : top, y1 = top + g->kernel_h < g->height ? top + g->kernel_h : g->height;
+    const int x0 = left < 0 ? 0 : left, x1 = left + g->kernel_w < g->width ? left + g->kernel_w : g->width;
+    int best = y0 * g->width + x0;
+    float m = x[best];
+    for (int iy = y0; iy < y1; iy++)
+        for (int ix = x0; ix < x1; ix++) {
+            const float v = x[iy * g->width + ix];
+            if (v > m || (isnan(v) && !isnan(m))) m = v, best = iy * g->width + ix;
+        }
+    y[oy * g->out_w + ox] = m;
+    arg[oy * g->out_w + ox] = best;
+}
 
 /* Direct convolution (conv_direct.c): the zero-padded image of one sample
  * is every input row plus the padding, and wide enough for whole 32-column

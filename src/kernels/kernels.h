@@ -22,6 +22,37 @@
 
 /* x = x > 0 ? x : 0 over n floats (a NaN becomes 0, as the relu op's). */
 void nb_relu_inplace(float *x, size_t n);
+/* dst[i] = src[2 i], and dst[2 i] += src[i], for i < n: im2col's and
+ * col2im's stride-2 rows. Neither touches src or dst past element 2 n - 2. */
+void nb_copy_stride2(float *dst, const float *src, int n);
+void nb_add_stride2(float *dst, const float *src, int n);
+
+/* ---- batch normalisation, one channel (batchnorm.c) ------------------------
+ * A channel of x [N, C, inner] is `batch` runs of `inner` floats, `stride`
+ * (= C * inner) floats apart; y, dy and dx are laid out as x. Each sum runs
+ * in an order fixed by the shape (the fast kernels: float lanes over short
+ * blocks, added into doubles; the references: one double), so a channel
+ * gives the same result on any thread. */
+
+/* The channel's mean and the sum of its squared deviations from it. */
+void nb_bn_stats(const float *x, size_t batch, size_t stride, size_t inner, double *mean, double *sqdev);
+/* y = x * scale + shift, or max(that, 0) (0 for a NaN) with relu nonzero. */
+void nb_bn_apply(const float *x, float *y, size_t batch, size_t stride, size_t inner, float scale, float shift,
+                 int relu);
+/* The sums of dy and of dy (x - mean). */
+void nb_bn_grad_sums(const float *x, const float *dy, size_t batch, size_t stride, size_t inner, float mean,
+                     double *sum_dy, double *sum_dy_dev);
+/* dx = k dy + c0 + c1 (x - mean), written, or added with accumulate nonzero. */
+void nb_bn_grad_input(const float *x, const float *dy, float *dx, size_t batch, size_t stride, size_t inner,
+                      float mean, float k, float c0, float c1, int accumulate);
+/* The plain loops the fast ones are tested against. */
+void nb_bn_stats_reference(const float *x, size_t batch, size_t stride, size_t inner, double *mean, double *sqdev);
+void nb_bn_apply_reference(const float *x, float *y, size_t batch, size_t stride, size_t inner, float scale,
+                           float shift, int relu);
+void nb_bn_grad_sums_reference(const float *x, const float *dy, size_t batch, size_t stride, size_t inner,
+                               float mean, double *sum_dy, double *sum_dy_dev);
+void nb_bn_grad_input_reference(const float *x, const float *dy, float *dx, size_t batch, size_t stride,
+                                size_t inner, float mean, float k, float c0, float c1, int accumulate);
 
 /* ---- matrix multiply ------------------------------------------------------ */
 
@@ -142,6 +173,11 @@ void nb_maxpool_forward(const float *x, int h, int w, int kh, int kw, int sh, in
                         int32_t *arg);
 void nb_maxpool_forward_reference(const float *x, int h, int w, int kh, int kw, int sh, int sw,
                                   float *y, int32_t *arg);
+/* ONE image x (g's height, width) with padding (ResNet's 3x3, stride 2,
+ * padding 1): y (out_h, out_w) and arg, by the same rule over each window
+ * clipped to the image (padding never wins). g's channels are unused. */
+void nb_maxpool_forward_padded(const nb_conv_geom *g, const float *x, float *y, int32_t *arg);
+void nb_maxpool_forward_padded_reference(const nb_conv_geom *g, const float *x, float *y, int32_t *arg);
 
 /* ---- channel-vectorised direct convolution (conv_cv.c) --------------------- */
 

@@ -1,5 +1,10 @@
 /* maxpool.c — max pooling kernels: 2x2 windows with stride 2 (LeNet-5's),
- * and any window and stride without padding (AlexNet's 3x3, stride 2).
+ * any window and stride without padding (AlexNet's 3x3, stride 2), and
+ * any window, stride and padding (ResNet's).
+ *
+ * With padding (ResNet's 3x3, stride 2, padding 1), each window is clipped
+ * to the image: the kernels run the outputs whose window spans whole
+ * columns as vectors and the few at the left and right edges one by one.
  *
  * 2x2, stride 2, no padding, on images of even height and width:
  * Output (oy, ox) is the maximum of input rows 2oy, 2oy+1 and columns 2ox,
@@ -70,6 +75,11 @@ void nb_maxpool_forward_reference(const float *x, int h, int w, int kh, int kw, 
         }
 }
 
+void nb_maxpool_forward_padded_reference(const nb_conv_geom *g, const float *x, float *y, int32_t *arg) {
+    for (int oy = 0; oy < g->out_h; oy++)
+        for (int ox = 0; ox < g->out_w; ox++) nb_maxpool_window(g, x, oy, ox, y, arg);
+}
+
 void nb_maxpool2x2_forward(const float *x, int h, int w, float *y, int32_t *arg) {
     nb_isa_active()->maxpool2x2_forward(x, h, w, y, arg);
 }
@@ -80,4 +90,8 @@ void nb_maxpool2x2_backward(const float *dy, const int32_t *arg, int h, int w, f
 
 void nb_maxpool_forward(const float *x, int h, int w, int kh, int kw, int sh, int sw, float *y, int32_t *arg) {
     nb_isa_active()->maxpool_forward(x, h, w, kh, kw, sh, sw, y, arg);
+}
+
+void nb_maxpool_forward_padded(const nb_conv_geom *g, const float *x, float *y, int32_t *arg) {
+    nb_isa_active()->maxpool_forward_padded(g, x, y, arg);
 }

@@ -17,9 +17,13 @@
  *     dx      = weight invstd (dy - dbias / m - xhat dweight / m)
  * Channels are independent: the loops run in parallel over channels and
  * each channel's sums run in a fixed order in double, so the result is the
- * same at any thread count. forward saves each channel's mean and invstd in
- * aux for backward. */
+ * same at any thread count; each channel's loops are the per-target kernels
+ * of kernels/batchnorm.c. forward saves each channel's mean and invstd in
+ * aux for backward. When the only consumer is a relu, the graph runs it in
+ * place and sets fused_relu: forward then stores max(y, 0), as conv2d
+ * does. */
 #include "core/internal.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 #include <string.h>
@@ -85,27 +89,18 @@ static void forward_batchnorm(nb_node *n) {
     float *running_mean = n->in[3]->value.data, *running_var = n->in[4]->value.data;
     float *y = n->value.data, *saved = n->aux;
     const bool training = n->graph->training;
+    const int relu = n->fused_relu; /* the consumer's relu, done here (graph.c) */
     const float momentum = n->attr.batchnorm.momentum, eps = n->attr.batchnorm.eps;
+    const size_t stride = d.channels * d.inner;
     const long channels = (long)d.channels;
 #pragma omp parallel for schedule(static) if (d.m * d.channels >= BN_PARALLEL_MIN)
     for (long cl = 0; cl < channels; cl++) {
         const size_t c = (size_t)cl;
+        const float *xc = x + c * d.inner;
         float mean, invstd;
         if (training) {
-            double sum = 0.0;
-            for (size_t s = 0; s < d.batch; s++) {
-                const float *xc = x + (s * d.channels + c) * d.inner;
-                for (size_t i = 0; i < d.inner; i++) sum += xc[i];
-            }
-            const double mu = sum / (double)d.m;
-            double sq = 0.0;
-            for (size_t s = 0; s < d.batch; s++) {
-                const float *xc = x + (s * d.channels + c) * d.inner;
-                for (size_t i = 0; i < d.inner; i++) {
-                    const double dev = xc[i] - mu;
-                    sq += dev * dev;
-                }
-            }
+            double mu, sq;
+            nb_bn_stats(xc, d.batch, stride, d.inner, &mu, &sq);
             const double var = sq / (double)d.m;
             mean = (float)mu;
             invstd = (float)(1.0 / sqrt(var + eps));
@@ -119,56 +114,49 @@ static void forward_batchnorm(nb_node *n) {
         saved[c] = mean;
         saved[d.channels + c] = invstd;
         const float scale = w[c] * invstd, shift = b[c] - mean * scale;
-        for (size_t s = 0; s < d.batch; s++) {
-            const size_t at = (s * d.channels + c) * d.inner;
-#pragma omp simd
-            for (size_t i = 0; i < d.inner; i++) y[at + i] = x[at + i] * scale + shift;
-        }
+        nb_bn_apply(xc, y + c * d.inner, d.batch, stride, d.inner, scale, shift, relu);
     }
     if (training) n->attr.batchnorm.batches++;
 }
 
+/* dx, dweight and dbias are written when they are the pass's first
+ * gradient of their input (grad_write_first), else added. */
 static void backward_batchnorm(nb_node *n) {
     const bn_dims d = dims_of(n);
-    const float *x = n->in[0]->value.data, *w = n->in[1]->value.data, *dy = n->grad.data;
+    nb_node *xn = n->in[0], *wn = n->in[1], *bn = n->in[2];
+    const float *x = xn->value.data, *w = wn->value.data, *dy = n->grad.data;
     const float *saved = n->aux;
-    float *dx = n->in[0]->needs_grad ? n->in[0]->grad.data : NULL;
-    float *dw = n->in[1]->needs_grad ? n->in[1]->grad.data : NULL;
-    float *db = n->in[2]->needs_grad ? n->in[2]->grad.data : NULL;
+    float *dx = xn->needs_grad ? xn->grad.data : NULL;
+    float *dw = wn->needs_grad ? wn->grad.data : NULL;
+    float *db = bn->needs_grad ? bn->grad.data : NULL;
+    const bool dx_first = dx && nb_grad_first(xn), dw_first = dw && nb_grad_first(wn);
+    const bool db_first = db && nb_grad_first(bn);
+    const size_t stride = d.channels * d.inner;
     const long channels = (long)d.channels;
 #pragma omp parallel for schedule(static) if (d.m * d.channels >= BN_PARALLEL_MIN)
     for (long cl = 0; cl < channels; cl++) {
         const size_t c = (size_t)cl;
         const float mean = saved[c], invstd = saved[d.channels + c];
-        double sum_dy = 0.0, sum_dy_xhat = 0.0;
-        for (size_t s = 0; s < d.batch; s++) {
-            const size_t at = (s * d.channels + c) * d.inner;
-            for (size_t i = 0; i < d.inner; i++) {
-                sum_dy += dy[at + i];
-                sum_dy_xhat += (double)dy[at + i] * ((x[at + i] - mean) * invstd);
-            }
-        }
-        if (dw) dw[c] += (float)sum_dy_xhat;
-        if (db) db[c] += (float)sum_dy;
+        const float *xc = x + c * d.inner, *dyc = dy + c * d.inner;
+        double sum_dy, sum_dy_dev;
+        nb_bn_grad_sums(xc, dyc, d.batch, stride, d.inner, mean, &sum_dy, &sum_dy_dev);
+        const double sum_dy_xhat = sum_dy_dev * invstd;
+        if (dw) dw[c] = dw_first ? (float)sum_dy_xhat : dw[c] + (float)sum_dy_xhat;
+        if (db) db[c] = db_first ? (float)sum_dy : db[c] + (float)sum_dy;
         if (!dx) continue;
+        /* dx = k (dy - mean(dy) - xhat mean(dy xhat)), xhat = (x - mean) invstd. */
         const float k = w[c] * invstd;
         const float mean_dy = (float)(sum_dy / (double)d.m);
         const float mean_dy_xhat = (float)(sum_dy_xhat / (double)d.m);
-        for (size_t s = 0; s < d.batch; s++) {
-            const size_t at = (s * d.channels + c) * d.inner;
-#pragma omp simd
-            for (size_t i = 0; i < d.inner; i++) {
-                const float xhat = (x[at + i] - mean) * invstd;
-                dx[at + i] += k * (dy[at + i] - mean_dy - xhat * mean_dy_xhat);
-            }
-        }
+        nb_bn_grad_input(xc, dyc, dx + c * d.inner, d.batch, stride, d.inner, mean, k, -k * mean_dy,
+                         -k * invstd * mean_dy_xhat, !dx_first);
     }
 }
 
 /* Eval mode never reaches backward (the graph refuses it), so backward
  * always sees the batch statistics its forward used. */
 static const nb_op_def batchnorm_def = {NB_OP_BATCHNORM, "batchnorm", false, infer_batchnorm,
-                                        forward_batchnorm, backward_batchnorm, false, false};
+                                        forward_batchnorm, backward_batchnorm, true, true};
 
 static nb_node *batchnorm(nb_graph *g, bool spatial, nb_node *x, nb_node *weight, nb_node *bias,
                           nb_node *running_mean, nb_node *running_var, float momentum, float eps) {

@@ -6,6 +6,7 @@
  * b[(i / inner) % C], inner being the product of the axes after the channel.
  * Backward for a broadcast b sums over the axes it was repeated along. */
 #include "core/internal.h"
+#include "kernels/kernels.h"
 
 #include <string.h>
 
@@ -58,11 +59,32 @@ static void reduce_into_b(const broadcast *bc, float *db, const float *g, const 
 
 /* ---- add, sub -------------------------------------------------------------- */
 
+/* Below this many elements a loop runs on one thread. */
+#define PARALLEL_MIN 32768
+
+/* Equal shapes (ResNet's residual joins) run vectorised over the threads,
+ * with the consumer's relu applied in the store when the graph runs it in
+ * place (fused_relu, as conv2d and batch norm do). */
 static void forward_add(nb_node *n) {
     broadcast bc = broadcast_of(n);
     const float *a = n->in[0]->value.data, *b = n->in[1]->value.data;
     float *y = n->value.data;
-    for (size_t i = 0; i < bc.count; i++) y[i] = a[i] + b[b_index(&bc, i)];
+    const long count = (long)bc.count;
+    if (bc.channels) {
+        for (size_t i = 0; i < bc.count; i++) {
+            const float v = a[i] + b[b_index(&bc, i)];
+            y[i] = n->fused_relu ? (v > 0 ? v : 0.0f) : v;
+        }
+    } else if (n->fused_relu) {
+#pragma omp parallel for NB_SIMD_CLAUSE schedule(static) if (parallel: count >= PARALLEL_MIN)
+        for (long i = 0; i < count; i++) {
+            const float v = a[i] + b[i];
+            y[i] = v > 0 ? v : 0.0f;
+        }
+    } else {
+#pragma omp parallel for NB_SIMD_CLAUSE schedule(static) if (parallel: count >= PARALLEL_MIN)
+        for (long i = 0; i < count; i++) y[i] = a[i] + b[i];
+    }
 }
 
 static void backward_add_sub(nb_node *n, float sign) {
@@ -75,7 +97,31 @@ static void backward_add_sub(nb_node *n, float sign) {
     if (n->in[1]->needs_grad) reduce_into_b(&bc, n->in[1]->grad.data, dy, NULL, sign);
 }
 
-static void backward_add(nb_node *n) { backward_add_sub(n, 1.0f); }
+/* dx (+)= dy over count floats: written when it is x's first gradient of
+ * the pass (no buffer to zero and read back), else added. */
+static void pass_gradient(nb_node *x, const float *dy, long count) {
+    float *dx = x->grad.data;
+    if (nb_grad_first(x)) {
+        memcpy(dx, dy, (size_t)count * sizeof(float));
+        return;
+    }
+#pragma omp parallel for NB_SIMD_CLAUSE schedule(static) if (parallel: count >= PARALLEL_MIN)
+    for (long i = 0; i < count; i++) dx[i] += dy[i];
+}
+
+static void backward_add(nb_node *n) {
+    broadcast bc = broadcast_of(n);
+    nb_node *a = n->in[0], *b = n->in[1];
+    if (bc.channels) {
+        if (a->needs_grad) nb_grad_begin_add(a);
+        if (b->needs_grad) nb_grad_begin_add(b);
+        backward_add_sub(n, 1.0f);
+        return;
+    }
+    /* a + a: the second contribution adds onto the first. */
+    if (a->needs_grad) pass_gradient(a, n->grad.data, (long)bc.count);
+    if (b->needs_grad) pass_gradient(b, n->grad.data, (long)bc.count);
+}
 
 static void forward_sub(nb_node *n) {
     broadcast bc = broadcast_of(n);
@@ -139,7 +185,7 @@ static void backward_div(nb_node *n) {
     }
 }
 
-static const nb_op_def add_def = {NB_OP_ADD, "add", false, infer_binary, forward_add, backward_add, false, false};
+static const nb_op_def add_def = {NB_OP_ADD, "add", false, infer_binary, forward_add, backward_add, true, true};
 static const nb_op_def sub_def = {NB_OP_SUB, "sub", false, infer_binary, forward_sub, backward_sub, false, false};
 static const nb_op_def mul_def = {NB_OP_MUL, "mul", false, infer_binary, forward_mul, backward_mul, false, false};
 static const nb_op_def div_def = {NB_OP_DIV, "div", false, infer_binary, forward_div, backward_div, false, false};

@@ -12,7 +12,11 @@
  * kernels/conv_cv.c): sixteen output channels per vector, no lowering;
  *   samples in parallel, weight gradients per group of samples.
  *
- * im2col + GEMM, the batch taken a group of G samples at a time:
+ * im2col + GEMM, the batch taken a group of G samples at a time (a 1x1,
+ * stride-1 layer with large planes takes a product per sample on x itself,
+ * which is already its column matrix: Y[s] = W x[s], dW += dY[s] x[s]^T,
+ * dx[s] += W^T dY[s]; a stride-2 layer's im2col and col2im rows are
+ * vectorised gathers and scatters, nb_copy_stride2 and nb_add_stride2):
  *   cols = im2col(x[group])            [CKK, G*OHW]
  *   Y'   = W cols                      [O, G*OHW], then y[n][o] = Y'[o][n] + b[o]
  * and backward, with dY' the group's dy rearranged to [O, G*OHW]:
@@ -73,6 +77,11 @@
 /* Small layers cut the batch into a multiple of this many groups, so that
  * up to four threads get equal shares. */
 #define GROUP_MULTIPLE 4
+/* A 1x1, stride-1, unpadded layer with at least this many positions per
+ * sample runs a product per sample straight on x, y, dy and dx (x[s] is
+ * already its column matrix [C, H*W]); with fewer, the products would be
+ * too narrow, and im2col (a plain copy there) batches samples instead. */
+#define POINTWISE_MIN_POSITIONS 512
 
 typedef enum { CONV_DIRECT, CONV_CV, CONV_GROUPS_PARALLEL, CONV_GROUPS_SERIAL } conv_path;
 
@@ -92,6 +101,7 @@ typedef struct {
      * and the weight gradient run by Winograd's F(2x2, r x r) in groups of
      * their own. */
     bool winograd, winograd_dx; /* the latter: 3x3 only, padding at most 2 */
+    bool pointwise;   /* a group path, 1x1 stride 1 unpadded: a product per sample, no im2col */
     int wino_groups;
     size_t wino_floats; /* u (or the weight gradient's products), then one group's two transforms */
 } conv_plan;
@@ -172,6 +182,9 @@ static conv_plan plan_of(const nb_node *n) {
     if (p.path == CONV_GROUPS_PARALLEL) p.partials = groups * (size_t)p.out_ch * p.ckk;
     /* CONV_CV: the per-group packed gradients, then the packed weights. */
     if (p.path == CONV_CV) p.partials = (groups + 1) * p.packed;
+    p.pointwise = (p.path == CONV_GROUPS_PARALLEL || p.path == CONV_GROUPS_SERIAL) && p.g.kernel_h == 1 &&
+                  p.g.kernel_w == 1 && p.g.stride_h == 1 && p.g.stride_w == 1 && p.g.pad_h == 0 &&
+                  p.g.pad_w == 0 && p.ohw >= POINTWISE_MIN_POSITIONS;
     if (p.path == CONV_GROUPS_SERIAL && nb_winograd_fits(&p.g)) {
         size_t tiles = (size_t)nb_winograd_tiles(&p.g);
         /* 5x5: dy's transform over the many output channels cost more than
@@ -270,12 +283,43 @@ static nb_status infer_conv(nb_node *n) {
 
 /* ---- forward ------------------------------------------------------------------ */
 
+/* y[o] (out_ch planes of ohw) += b[o], then the relu when asked; in place. */
+static void finish_outputs(float *y, const float *b, int out_ch, int ohw, bool relu) {
+    if (!b && !relu) return;
+#pragma omp parallel for schedule(static) if ((size_t)out_ch * ohw >= 65536 && !omp_in_parallel())
+    for (int o = 0; o < out_ch; o++) {
+        float *yo = y + (size_t)o * ohw;
+        const float bias = b ? b[o] : 0.0f;
+        if (relu) {
+            NB_SIMD
+            for (int i = 0; i < ohw; i++) {
+                float v = yo[i] + bias;
+                yo[i] = v > 0 ? v : 0.0f;
+            }
+        } else {
+            NB_SIMD
+            for (int i = 0; i < ohw; i++) yo[i] += bias;
+        }
+    }
+}
+
 /* One group through im2col and GEMM into y, with the bias (and the relu,
- * when the node applies its consumer's). */
+ * when the node applies its consumer's); a pointwise layer's samples each
+ * by one product straight into y. */
 static void forward_group(const conv_plan *p, const float *x, const float *w, const float *b,
                           float *y, int s0, int s1, float *cols, bool relu) {
     const int count = s1 - s0, len = count * p->ohw;
     const size_t x_sample = (size_t)p->g.channels * p->g.height * p->g.width;
+    if (p->pointwise) {
+        const size_t y_sample = (size_t)p->out_ch * p->ohw;
+        for (int s = s0; s < s1; s++) {
+            float *ys = y + (size_t)s * y_sample;
+            nb_sgemm(0, 0, p->out_ch, p->ohw, p->ckk, 1.0f, w, p->ckk, x + (size_t)s * x_sample, p->ohw, 0.0f, ys,
+                     p->ohw);
+            finish_outputs(ys, b, p->out_ch, p->ohw, relu);
+        }
+        return;
+    }
     float *yg = cols + (size_t)p->ckk * len;
     nb_im2col(&p->g, x + (size_t)s0 * x_sample, count, cols);
     nb_sgemm(0, 0, p->out_ch, len, p->ckk, 1.0f, w, p->ckk, cols, len, 0.0f, yg, len);
@@ -455,11 +499,26 @@ static void sum_slices(float *dst, bool first, const float *src, int count, size
 }
 
 /* One group's share of backward: rearrange its dy, then its weight gradient
- * (into dw with beta, 0 to write) and its input gradient (added into dx). */
+ * (into dw with beta, 0 to write) and its input gradient (added into dx);
+ * a pointwise layer's samples each straight from x and dy. */
 static void backward_group(const conv_plan *p, const float *x, const float *w, const float *dy,
                            float *dw, float beta, float *dx, int s0, int s1, float *cols) {
     const int count = s1 - s0, len = count * p->ohw;
     const size_t x_sample = (size_t)p->g.channels * p->g.height * p->g.width;
+    if (p->pointwise) {
+        /* dW (+)= dy[s] x[s]^T sample after sample; dx[s] += W^T dy[s]. */
+        const size_t y_sample = (size_t)p->out_ch * p->ohw;
+        for (int s = s0; s < s1; s++) {
+            const float *xs = x + (size_t)s * x_sample, *dys = dy + (size_t)s * y_sample;
+            if (dw)
+                nb_sgemm(0, 1, p->out_ch, p->ckk, p->ohw, 1.0f, dys, p->ohw, xs, p->ohw, s == s0 ? beta : 1.0f, dw,
+                         p->ckk);
+            if (dx)
+                nb_sgemm(1, 0, p->ckk, p->ohw, p->out_ch, 1.0f, w, p->ckk, dys, p->ohw, 1.0f,
+                         dx + (size_t)s * x_sample, p->ohw);
+        }
+        return;
+    }
     float *dyg = cols + (size_t)p->ckk * len;
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)len * p->out_ch >= 65536 && !omp_in_parallel())
     for (int s = 0; s < count; s++)

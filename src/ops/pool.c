@@ -128,25 +128,11 @@ static void forward_maxpool(nb_node *n) {
                                arg + im * out_plane);
         return;
     }
+    /* Windows clipped to the image (ResNet's 3x3, stride 2, padding 1). */
+    const nb_conv_geom g = {1, d.h, d.w, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.oh, d.ow};
 #pragma omp parallel for schedule(static) if (plane * d.images >= PARALLEL_MIN_FLOATS)
-    for (int im = 0; im < d.images; im++) {
-        const float *xi = x + im * plane;
-        for (int oy = 0; oy < d.oh; oy++)
-            for (int ox = 0; ox < d.ow; ox++) {
-                int y0, y1, x0, x1;
-                window(&d, oy, ox, &y0, &y1, &x0, &x1);
-                int best = y0 * d.w + x0;
-                float m = xi[best];
-                for (int iy = y0; iy < y1; iy++)
-                    for (int ix = x0; ix < x1; ix++) {
-                        float v = xi[iy * d.w + ix];
-                        if (v > m || (isnan(v) && !isnan(m))) m = v, best = iy * d.w + ix;
-                    }
-                size_t o = im * out_plane + (size_t)oy * d.ow + ox;
-                y[o] = m;
-                arg[o] = best;
-            }
-    }
+    for (int im = 0; im < d.images; im++)
+        nb_maxpool_forward_padded(&g, x + im * plane, y + im * out_plane, arg + im * out_plane);
 }
 
 static void backward_maxpool(nb_node *n) {

@@ -84,3 +84,36 @@ void NB_K(maxpool_forward)(const float *x, int h, int w, int kh, int kw, int sh,
             vi_store_part(arg + (size_t)oy * ow + ox, a, n);
         }
 }
+
+/* With padding: per output row, the window's rows clipped to the image;
+ * outputs [lo, hi) of the row have windows spanning whole columns and run
+ * as vectors (gathers, as above, from the clipped window's first tap), the
+ * rest one by one (nb_maxpool_window). */
+void NB_K(maxpool_forward_padded)(const nb_conv_geom *g, const float *x, float *y, int32_t *arg) {
+    const int w = g->width, kw = g->kernel_w, sw = g->stride_w, pw = g->pad_w;
+    int lo = (pw + sw - 1) / sw; /* ox * sw - pw >= 0 */
+    int hi = w + pw - kw >= 0 ? (w + pw - kw) / sw + 1 : 0; /* ox * sw - pw + kw <= w */
+    if (hi > g->out_w) hi = g->out_w;
+    if (lo > hi) lo = hi;
+    for (int oy = 0; oy < g->out_h; oy++) {
+        const int top = oy * g->stride_h - g->pad_h;
+        const int i0 = top < 0 ? -top : 0, i1 = top + g->kernel_h < g->height ? g->kernel_h : g->height - top;
+        for (int ox = 0; ox < lo; ox++) nb_maxpool_window(g, x, oy, ox, y, arg);
+        for (int ox = lo; ox < hi; ox += NB_LANES) {
+            const int n = hi - ox < NB_LANES ? hi - ox : NB_LANES;
+            const vi base = vi_ramp((top + i0) * w + ox * sw - pw, sw);
+            vf m = vf_gather_part(x, base, n);
+            vi a = base;
+            for (int i = i0; i < i1; i++)
+                for (int j = 0; j < kw; j++) {
+                    if (i == i0 && j == 0) continue;
+                    const vi pos = vi_add(base, vi_set1((i - i0) * w + j));
+                    const vf v = vf_gather_part(x, pos, n);
+                    TAKE(v, pos);
+                }
+            vf_store_part(y + (size_t)oy * g->out_w + ox, m, n);
+            vi_store_part(arg + (size_t)oy * g->out_w + ox, a, n);
+        }
+        for (int ox = hi; ox < g->out_w; ox++) nb_maxpool_window(g, x, oy, ox, y, arg);
+    }
+}

@@ -25,6 +25,7 @@ void NB_K(conv_cv_input_grad)(const nb_conv_geom *g, int out_ch, const float *w,
 void NB_K(maxpool2x2_forward)(const float *x, int h, int w, float *y, int32_t *arg);
 void NB_K(maxpool2x2_backward)(const float *dy, const int32_t *arg, int h, int w, float *dx);
 void NB_K(maxpool_forward)(const float *x, int h, int w, int kh, int kw, int sh, int sw, float *y, int32_t *arg);
+void NB_K(maxpool_forward_padded)(const nb_conv_geom *g, const float *x, float *y, int32_t *arg);
 void NB_K(winograd_weights)(int kernel, int out_ch, int channels, const float *w, float *u, int adjoint);
 void NB_K(winograd_input)(const nb_conv_geom *g, const float *x, int count, float *v);
 void NB_K(winograd_output)(const nb_conv_geom *g, int out_ch, const float *m, int count, const float *b, float *y,
@@ -32,6 +33,15 @@ void NB_K(winograd_output)(const nb_conv_geom *g, int out_ch, const float *m, in
 void NB_K(winograd_grad_output)(const nb_conv_geom *g, int out_ch, const float *dy, int count, float *e);
 void NB_K(winograd_weight_grad)(int kernel, int out_ch, int channels, const float *mw, float *dw, int accumulate);
 void NB_K(relu_inplace)(float *x, size_t n);
+void NB_K(copy_stride2)(float *dst, const float *src, int n);
+void NB_K(add_stride2)(float *dst, const float *src, int n);
+void NB_K(bn_stats)(const float *x, size_t batch, size_t stride, size_t inner, double *mean, double *sqdev);
+void NB_K(bn_apply)(const float *x, float *y, size_t batch, size_t stride, size_t inner, float scale, float shift,
+                    int relu);
+void NB_K(bn_grad_sums)(const float *x, const float *dy, size_t batch, size_t stride, size_t inner, float mean,
+                        double *sum_dy, double *sum_dy_dev);
+void NB_K(bn_grad_input)(const float *x, const float *dy, float *dx, size_t batch, size_t stride, size_t inner,
+                         float mean, float k, float c0, float c1, int accumulate);
 double NB_K(fma_peak)(long iters, volatile float *sink);
 
 /* Register blocking, from the lane count and the register file:
