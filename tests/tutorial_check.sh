@@ -18,7 +18,9 @@ awk -v dir="$tmp" '
     /^```sh$/     { k++; f = dir "/commands" k ".sh"; on = 1; next }
     /^```/        { on = 0; next }
     on            { print > f }' docs/tutorial.md
-libs=$(pkg-config --libs $(make -s --no-print-directory CC="$cc" BUILD="${BUILD:-build}" pkg-deps))
+# Run from inside `make check` the environment carries the parent make's flags
+# (jobserver, print-directory), which would leak into the output read here.
+libs=$(pkg-config --libs $(env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory CC="$cc" BUILD="${BUILD:-build}" pkg-deps))
 count=0
 for src in "$tmp"/snippet*.c; do
     exe=${src%.c}
