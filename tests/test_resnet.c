@@ -92,12 +92,14 @@ static void check_against_torch(const char *model, const char *script_name, int 
     assert_float_equal(nb_value(nb_model_loss(m))->data[0], loss, 1e-4 * loss);
 
     /* Every parameter's gradient against the exact (float64) one, each
-     * within 5% of its largest entry. Batch norm's backward subtracts nearly
-     * equal sums, and a few gradients are what is left after such
-     * cancellations: there float32 PyTorch itself is up to 4% off the exact
-     * value (layer4.0.conv1.weight), nabla's FMA targets up to 1.1% and its
-     * plain-C target, which rounds every product, 4% (measured); most
-     * tensors agree to 0.2%. */
+     * within 5% of its largest entry (8% on the plain-C target). Batch
+     * norm's backward subtracts nearly equal sums, and a few gradients are
+     * what is left after such cancellations: there float32 PyTorch itself is
+     * up to 4% off the exact value (layer4.0.conv1.weight), nabla's FMA
+     * targets up to 1.1% (avx512 0.9%, measured) and its plain-C target,
+     * which rounds every product of the batch norm kernels' input gradient
+     * separately, 6.9% on ResNet-18's layer2.0.conv2.weight; most tensors
+     * agree to 0.2%. A wrong gradient is off by its whole size. */
     float *grads;
     size_t n = nb_graph_params(g, NULL, &grads);
     int count = nb_graph_param_count(g);
@@ -123,7 +125,7 @@ static void check_against_torch(const char *model, const char *script_name, int 
         offset += k;
     }
     print_message("worst gradient: %s, %.3g of its largest\n", worst_name, worst);
-    assert_true(worst <= 5e-2);
+    assert_true(worst <= (strcmp(nb_isa_name(), "generic") ? 5e-2 : 8e-2));
     free(t);
 
     /* The running statistics after that step: "after.<name>". */
