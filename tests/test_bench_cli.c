@@ -32,6 +32,18 @@ static void test_bench_table(void **s) {
     expect(out_text, "fc3");
 }
 
+/* --steps N times exactly N steps a round, even N = 1. */
+static void test_bench_exact_steps(void **s) {
+    (void)s;
+    assert_int_equal(run_nabla("bench --model logreg --batch 4 --steps 1 --rounds 1 --no-layers --json"), 0);
+    cJSON *o = cJSON_Parse(out_text);
+    assert_non_null(o);
+    assert_int_equal((int)number(o, "steps"), 1);
+    cJSON_Delete(o);
+    assert_int_equal(run_nabla("bench --model logreg --batch 4 --steps 1 --rounds 1 --no-layers"), 0);
+    expect(out_text, "1 thread, 1 step per round");
+}
+
 static void test_bench_json(void **s) {
     (void)s;
     assert_int_equal(run_nabla("bench --model lenet5 --batch 16 --threads 2 --steps 2 --rounds 1 --json"), 0);
@@ -91,6 +103,7 @@ static void test_train_profile(void **s) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bench_table),
+        cmocka_unit_test(test_bench_exact_steps),
         cmocka_unit_test(test_bench_json),
         cmocka_unit_test(test_bench_errors),
         cmocka_unit_test(test_train_profile),

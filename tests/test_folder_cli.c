@@ -56,8 +56,32 @@ static void test_png_folder_matches_idx(void **s) {
     /* The text report names the layout and the classes. */
     EXPECT_RUN(0, out_text, "data: image folder (val/, 10 classes)", "eval --model logreg --weights %s --data %s",
                w, dir);
+    expect(out_text, "(test split): loss");
     expect(out_text, "top-5");
     expect(out_text, "Ankle boot"); /* the weights' names, from the IDX directory */
+}
+
+/* With five classes or fewer, top-5 is always 100%: eval leaves it out of
+ * its text (JSON keeps the field). */
+static void test_few_classes_no_top5(void **s) {
+    (void)s;
+    for (int split = 0; split < 2; split++)
+        for (int c = 0; c < 2; c++)
+            for (int i = 0; i < 4; i++) {
+                char rel[96];
+                snprintf(rel, sizeof rel, "two/%s/%s", split ? "val" : "train", c ? "dark" : "light");
+                tmp_mkdirs(rel);
+                snprintf(rel, sizeof rel, "two/%s/%s/%d.pgm", split ? "val" : "train", c ? "dark" : "light", i);
+                tmp_write_pgm(rel, 28, 28, (uint8_t)(c ? 10 + i : 240 - i));
+            }
+    char dir[256], w[256];
+    snprintf(dir, sizeof dir, "%s/two", tmpdir);
+    snprintf(w, sizeof w, "%s/two.safetensors", tmpdir);
+    EXPECT_RUN(0, out_text, "saved", "train --model logreg --classes 2 --data %s --steps 2 --batch 4 --no-test --save %s",
+               dir, w);
+    EXPECT_RUN(0, out_text, "(test split): loss", "eval --model logreg --classes 2 --weights %s --data %s", w, dir);
+    if (strstr(out_text, "top-5")) fail_msg("top-5 printed for 2 classes:\n%s", out_text);
+    EXPECT_RUN(0, out_text, "\"top5\":1", "eval --model logreg --classes 2 --weights %s --data %s --json", w, dir);
 }
 
 /* LeNet-5 from JPEGs of another size, end to end. */
@@ -177,6 +201,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_png_folder_matches_idx),
         cmocka_unit_test(test_train_from_jpeg_folder),
+        cmocka_unit_test(test_few_classes_no_top5),
         cmocka_unit_test(test_cifar_with_augmentation),
         cmocka_unit_test(test_lenet_from_folders_matches_idx),
         cmocka_unit_test(test_bad_data_messages),

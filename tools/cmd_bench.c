@@ -26,7 +26,8 @@ static const char help[] =
     "  --model M      a built-in model or a network file (default lenet5)\n"
     "  --batch B      batch size (default 64)\n"
     "  --threads T    worker threads (default 1)\n"
-    "  --steps N      timed steps per round (default: about 0.4 s worth)\n"
+    "  --steps N      timed training steps and inference batches per round\n"
+    "                 (default: about 0.4 s of training, twice as many batches)\n"
     "  --rounds R     timed rounds; the median is reported (default 5)\n"
     "  --peak G       FMA peak of one core in GFLOP/s (default: measured)\n"
     "  --classes N    output classes (default 10; alexnet, resnet18 1000)\n"
@@ -205,8 +206,9 @@ static void print_table(const workload *w, double train_s, double fb_s, double i
                         long train_allocs, long infer_allocs, const layer_row *rows, int n_rows,
                         double other_train, double other_infer, double peak) {
     int threads = nb_get_threads();
-    printf("%s, batch %d, %d thread%s, %ld steps per round; FMA peak %.1f GFLOP/s per core (%s)\n",
-           nb_model_name(w->m), w->batch, threads, threads == 1 ? "" : "s", steps, peak, nb_isa_name());
+    printf("%s, batch %d, %d thread%s, %ld step%s per round; FMA peak %.1f GFLOP/s per core (%s)\n",
+           nb_model_name(w->m), w->batch, threads, threads == 1 ? "" : "s", steps, steps == 1 ? "" : "s", peak,
+           nb_isa_name());
     printf("training:  %10.1f images/s  (%.3f ms per step)\n", w->batch / train_s, 1e3 * train_s);
     printf("  forward and backward only: %.1f images/s (%.3f ms)\n", w->batch / fb_s, 1e3 * fb_s);
     printf("inference: %10.1f images/s  (%.3f ms per batch)\n", w->batch / infer_s, 1e3 * infer_s);
@@ -284,11 +286,14 @@ int cmd_bench(int argc, char **argv) {
     if (run_steps(&w, MODE_TRAIN, 3) || run_steps(&w, MODE_INFER, 3)) goto done;
     double per_step = (now() - t0) / 3.0;
     long steps = b.steps ? b.steps : (long)ceil(0.4 / per_step);
-    if (steps < 2) steps = 2;
+    if (!b.steps && steps < 2) steps = 2;
     if (!b.steps && steps > 5000) steps = 5000;
+    /* Inference batches take about a third of a training step: twice as
+     * many, unless the user said how many. */
+    const long infer_steps = b.steps ? steps : 2 * steps;
     double train_s = time_steps(&w, MODE_TRAIN, steps, b.rounds);
     double fb_s = train_s > 0 ? time_steps(&w, MODE_FWDBWD, steps, b.rounds) : -1.0;
-    double infer_s = fb_s > 0 ? time_steps(&w, MODE_INFER, 2 * steps, b.rounds) : -1.0;
+    double infer_s = fb_s > 0 ? time_steps(&w, MODE_INFER, infer_steps, b.rounds) : -1.0;
     if (infer_s <= 0) goto done;
 
     /* Allocations of steady-state steps, through the library's allocator. */
@@ -327,11 +332,11 @@ int cmd_bench(int argc, char **argv) {
         other_train += train_total;
         nb_graph_profile(g, 1);
         t0 = now();
-        if (run_steps(&w, MODE_INFER, 2 * psteps)) goto done;
-        double infer_total = (now() - t0) / (double)(2 * psteps);
+        if (run_steps(&w, MODE_INFER, infer_steps)) goto done;
+        double infer_total = (now() - t0) / (double)infer_steps;
         other_infer = infer_total;
         for (int i = 0; i < n_rows; i++) {
-            rows[i].inf_s = nb_node_profile_of(rows[i].node).forward_s / (double)(2 * psteps);
+            rows[i].inf_s = nb_node_profile_of(rows[i].node).forward_s / (double)infer_steps;
             other_infer -= rows[i].inf_s;
         }
         nb_graph_profile(g, 0);

@@ -105,6 +105,8 @@ static int evaluate(nb_model *m, const char *dir, const char *split, const cli_d
     int failed = cli_open_data(dir, split, m, dopts, json != 0, &d, &info);
     if (failed) return failed;
     int classes = nb_model_classes(m);
+    /* "test" whatever the layout calls it (t10k, val/, test/). */
+    const char *split_name = strcmp(split, "train") ? "test" : "train";
     size_t *cm = calloc((size_t)classes * (size_t)classes, sizeof *cm);
     nb_eval_result r;
     cli_progress bar;
@@ -119,15 +121,17 @@ static int evaluate(nb_model *m, const char *dir, const char *split, const cli_d
     } else if (json) {
         print_json(m, &info, &r, cm, classes);
     } else {
-        printf("%s on %s/%s: loss %.4f  accuracy %.2f%% (%zu/%zu)  top-5 %.2f%%\n",
-               nb_model_name(m), dir, split, r.loss, 100.0 * r.accuracy, r.correct, r.n,
-               100.0 * r.top5);
+        printf("%s on %s (%s split): loss %.4f  accuracy %.2f%% (%zu/%zu)", nb_model_name(m), dir,
+               split_name, r.loss, 100.0 * r.accuracy, r.correct, r.n);
+        /* With five classes or fewer every label is in the top five. */
+        if (classes > 5) printf("  top-5 %.2f%%", 100.0 * r.top5);
+        printf("\n");
         print_per_class(m, &info, cm, classes);
         if (classes <= MAX_PRINTED_CLASSES) print_confusion(cm, classes);
     }
     if (!code && (pictures->confusion || pictures->errors)) {
         char title[256];
-        snprintf(title, sizeof title, "%s on %s (accuracy %.2f%%)", nb_model_name(m), split,
+        snprintf(title, sizeof title, "%s on the %s split (accuracy %.2f%%)", nb_model_name(m), split_name,
                  100.0 * r.accuracy);
         if (!eval_pictures_draw(pictures, m, &d, &info, cm, title)) code = EXIT_RUNTIME;
     }
@@ -140,7 +144,7 @@ static int evaluate(nb_model *m, const char *dir, const char *split, const cli_d
 int cmd_eval(int argc, char **argv) {
     cli_model_opts mo;
     memset(&mo, 0, sizeof mo);
-    const char *weights = NULL, *data = NB_FASHION_MNIST_DIR, *split = "t10k";
+    const char *weights = NULL, *data = NB_FASHION_MNIST_DIR, *split = "test";
     cli_data_opts dopts;
     memset(&dopts, 0, sizeof dopts);
     long batch = 0; /* the library picks */
