@@ -86,6 +86,7 @@ static void test_conv_cv_kernel(void **s) {
         {3, 12, 12, 3, 2, 1, 1, 1, 0, 12},  /* a partial block */
         {8, 7, 6, 1, 1, 1, 1, 0, 0, 33},    /* 1x1, a nearly empty third block */
         {2, 20, 13, 4, 4, 3, 2, 2, 1, 16},  /* wide padded rows: the general col2im */
+        {3, 37, 35, 7, 7, 2, 2, 3, 3, 20},  /* ResNet-18 conv1's form: 7x7, stride 2, padding 3 */
     };
     nb_rng rng;
     nb_rng_seed(&rng, 2);

@@ -1,5 +1,6 @@
-/* conv_cv.c — channel-vectorised direct convolution, for small layers
- * (LeNet-5's conv2: 6 -> 16 channels on 14x14 images).
+/* conv_cv.c — channel-vectorised direct convolution, for layers whose
+ * weights and image fit the cache: LeNet-5's conv2 (6 -> 16 channels on
+ * 14x14 images) up to ResNet-18's layer2 (128 channels on 28x28).
  *
  * There im2col + GEMM spends more time copying than multiplying: the
  * column matrix has rows of ten pixels, each a separate copy, and GEMM
@@ -27,11 +28,16 @@
 static int cv_blocks(int out_ch) { return (out_ch + NB_CV_BLOCK - 1) / NB_CV_BLOCK; }
 
 int nb_conv_cv_fits(const nb_conv_geom *g, int out_ch) {
-    /* Enough output channels to fill most of a block, and a layer small
-     * enough that its packed weights stay in L1/L2 next to the image. */
+    /* Enough output channels to fill most of a block, and packed weights
+     * and a padded image of at most 1 MB each, so that a block's weights
+     * (576 taps x 16 channels for a 64-channel 3x3 layer) and the few image
+     * rows its outputs read stay in L1/L2 as the block walks the image.
+     * That takes ResNet-18's conv1, layer1 and layer2 and its stride-2
+     * layers, but not layer3's and layer4's 3x3 weights (2.4 MB and more),
+     * where Winograd measured as fast. */
     if (out_ch < 12) return 0;
-    if ((size_t)nb_conv_cv_taps(g) * out_ch > ((size_t)1 << 16)) return 0;
-    return (size_t)g->channels * nb_conv_cv_padded_h(g) * nb_conv_cv_padded_w(g) <= ((size_t)1 << 16);
+    if ((size_t)nb_conv_cv_taps(g) * out_ch > ((size_t)1 << 18)) return 0;
+    return (size_t)g->channels * nb_conv_cv_padded_h(g) * nb_conv_cv_padded_w(g) <= ((size_t)1 << 18);
 }
 
 size_t nb_conv_cv_packed_floats(const nb_conv_geom *g, int out_ch) {

@@ -9,7 +9,7 @@
  *   per-sample weight gradients summed in sample order.
  *
  * Channel-vectorised (layers whose image and weights fit the cache, 12+
- * output channels; kernels/conv_cv.c): sixteen output channels per vector, no lowering;
+ * output channels, any stride; kernels/conv_cv.c): sixteen output channels per vector, no lowering;
  *   samples in parallel, weight gradients per group of samples.
  *
  * im2col + GEMM, the batch taken a group of G samples at a time (a 1x1,
@@ -74,12 +74,6 @@
 #define SMALL_GROUP_FLOATS ((size_t)1 << 17)
 /* Below this many multiply-adds per sample a layer is "small". */
 #define SMALL_LAYER_MACS ((size_t)1 << 22)
-/* The channel-vectorised path takes every layer it fits below this many
- * multiply-adds per sample, not only small ones: on the batch-norm CNN's
- * 32x28x28 and 64x14x14 3x3 layers (7.2M multiply-adds a sample) it ran
- * 2.0x faster than Winograd's groups for training on AVX-512, 1.66x on AVX2
- * (plain C: 6% slower, not worth a rule that depends on the target). */
-#define CV_LAYER_MACS ((size_t)1 << 24)
 /* Small layers cut the batch into a multiple of this many groups, so that
  * up to four threads get equal shares. */
 #define GROUP_MULTIPLE 4
@@ -157,7 +151,13 @@ static conv_plan plan_of(const nb_node *n) {
         p.path = CONV_DIRECT;
         p.partials = n_batch * ((size_t)p.out_ch * p.ckk + p.out_ch);
         p.slots = threads_now();
-    } else if (macs < CV_LAYER_MACS && nb_conv_cv_fits(&p.g, p.out_ch)) {
+    } else if (nb_conv_cv_fits(&p.g, p.out_ch)) {
+        /* Every layer it takes, small or not: against Winograd's groups
+         * and im2col it ran the batch-norm CNN's 3x3 layers (32 and 64
+         * channels, 7.2M multiply-adds a sample) 2.0x faster training on
+         * AVX-512 and 1.66x on AVX2, and ResNet-18's conv1 (backward 6x),
+         * layer1, layer2 and stride-2 layers 1.5-2.5x (plain C: 6% slower
+         * on the CNN, not worth a rule that depends on the target). */
         p.path = CONV_CV;
         p.slots = threads_now();
         p.packed = nb_conv_cv_packed_floats(&p.g, p.out_ch);
