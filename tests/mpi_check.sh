@@ -107,6 +107,30 @@ expect_failure "a rank killed" "rank 1.*signal 9" \
     $mpirun -np 2 "$tmp/rank1.sh" die "$nabla" train $common --epochs 50 --no-test
 expect_failure "a rank that hangs" "rank 0 of 2: .* waited more than 3 s" \
     $mpirun -np 2 "$tmp/rank1.sh" hang "$nabla" train $common --epochs 50 --no-test --mpi-timeout 3
+# A rank that cannot read an image of its shard (a truncated PGM, in the
+# training set, then in the test set) ends the job at that step: the others
+# learn of it in the step's sums and stop at once, well before the watchdog.
+bad_folder() { # DIR SPLIT-WITH-THE-BAD-IMAGE
+    for split in train val; do
+        for c in 0 1; do
+            mkdir -p "$1/$split/class$c"
+            for i in 0 1 2 3 4 5 6 7 8 9 10 11; do
+                { printf 'P5\n28 28\n255\n'; head -c 784 /dev/zero | tr '\0' "\\$((c * 377))"; } \
+                    >"$1/$split/class$c/$i.pgm"
+            done
+        done
+    done
+    printf 'P5\n28 28\n255\nshort' >"$1/$2/class1/5.pgm"
+}
+bad_folder "$tmp/bad_train" train
+expect_failure "a rank that cannot read its batch" "the training step failed on 1 of 2 ranks" \
+    $mpirun -np 2 "$nabla" train --model logreg --classes 2 --data "$tmp/bad_train" --batch 4 --epochs 1 \
+    --no-test --mpi-timeout 100 --threads 1 --quiet
+grep -q "class1/5.pgm" "$tmp/fault" || { cat "$tmp/fault"; fail "the failing rank did not name the image"; }
+bad_folder "$tmp/bad_val" val
+expect_failure "a rank that cannot read a test image" "the test-set evaluation failed on 1 of 2 ranks" \
+    $mpirun -np 2 "$nabla" train --model logreg --classes 2 --data "$tmp/bad_val" --batch 4 --epochs 1 \
+    --mpi-timeout 100 --threads 1 --quiet
 # SIGTERM to one rank stops them all after the same step, with a
 # checkpoint, which then resumes on 3 ranks.
 rc=0

@@ -10,12 +10,18 @@
 #include <string.h>
 
 void cli_error(const char *fmt, ...) {
+    /* One write per message: stderr is unbuffered, and several ranks of an
+     * MPI job share it, so pieces written apart would interleave. */
+    char line[2048];
     va_list ap;
     va_start(ap, fmt);
-    fputs("nabla: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
     va_end(ap);
+    if (n < 0) n = 0;
+    if ((size_t)n > sizeof line - 2) n = (int)sizeof line - 2;
+    line[n] = '\n';
+    line[n + 1] = '\0';
+    fprintf(stderr, "nabla: %s", line);
 }
 
 /* ---- argv ------------------------------------------------------------------ */

@@ -207,6 +207,13 @@ static void progress_rates(nb_progress *p, size_t samples_now, long done_now, do
  * made ahead on threads), in file order, without augmentation. With
  * `dist`, each rank evaluates its shard of every batch and the counts are
  * summed over the ranks (the confusion matrix is not). */
+/* The error of the ranks that did not fail when `failed` others did; each
+ * failed rank reports its own error. */
+static nb_status ranks_failed(nb_dist *dist, double failed, const char *what) {
+    return nb_fail(NB_ERR_STATE, "%s failed on %.0f of %d ranks (each prints its own error)", what, failed,
+                   nb_dist_size(dist));
+}
+
 static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, int workers,
                           nb_eval_result *result, size_t *confusion, const eval_progress *ep,
                           nb_dist *dist) {
@@ -225,11 +232,10 @@ static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, int worke
     lo.shard = nb_dist_rank(dist);
     lo.shards = nb_dist_size(dist);
     data_norm(m, d, mean, std, &lo.mean, &lo.std);
-    nb_loader *l;
-    if ((s = nb_loader_new(d, &lo, &l))) return s;
+    nb_loader *l = NULL;
     /* A data set that skips bad images may leave some out: the counts are
      * of the samples evaluated. */
-    s = nb_loader_start(l, NULL, (size_t)d->count, 0, 0);
+    if (!(s = nb_loader_new(d, &lo, &l))) s = nb_loader_start(l, NULL, (size_t)d->count, 0, 0);
     if (confusion) memset(confusion, 0, (size_t)classes * (size_t)classes * sizeof *confusion);
     double loss_sum = 0.0;
     size_t n = 0, correct = 0, top5 = 0;
@@ -266,9 +272,15 @@ static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, int worke
         }
     }
     nb_loader_free(l);
-    if (!s && dist) {
-        double sums[4] = {loss_sum, (double)n, (double)correct, (double)top5};
-        s = nb_dist_sum(dist, sums, 4, "the test-set evaluation");
+    if (dist) {
+        /* Every rank joins the sum, a failed one too, so that one rank's
+         * error (an image it could not read) ends the others' evaluation
+         * now rather than at the watchdog. */
+        double sums[5] = {loss_sum, (double)n, (double)correct, (double)top5, s != NB_OK};
+        nb_status summed = nb_dist_sum(dist, sums, 5, "the test-set evaluation");
+        if (s) return s;
+        if (summed) return summed;
+        if (sums[4] > 0) return ranks_failed(dist, sums[4], "the test-set evaluation");
         loss_sum = sums[0], n = (size_t)sums[1], correct = (size_t)sums[2], top5 = (size_t)sums[3];
     }
     if (!s && n == 0) s = nb_fail(NB_ERR_FORMAT, "evaluation data: every image is bad");
@@ -378,31 +390,41 @@ static nb_status check_ranks(run *r, const char *when) {
  * update. The loss and the finite checks are the global batch's, so every
  * rank takes the same branch. *loss_sum and *kept: the global batch's loss
  * sum and its samples (fewer than global_count where bad images were left
- * out). */
-static nb_status dist_train_step(run *r, const nb_batch *b, double *loss_sum, long *kept) {
-    const int mine = b->count, count = b->global_count;
+ * out). `failed` (b may then be NULL): this rank could not read its batch;
+ * it still joins the step's sums, as does a rank whose forward or backward
+ * fails, so that the others learn of it at once and stop with an error
+ * instead of waiting in their next sum until the watchdog ends the job. */
+static nb_status dist_train_step(run *r, const nb_batch *b, nb_status failed, double *loss_sum, long *kept) {
+    const int mine = failed ? 0 : b->count, count = failed ? 1 : b->global_count;
     nb_model *m = r->m;
     float *params, *grads;
     size_t n = nb_graph_params(m->g, &params, &grads);
-    /* The losses, a stop asked for, the samples trained on. */
-    double sums[3] = {0.0, r->o->stop && *r->o->stop, mine};
-    nb_status s = NB_OK;
-    if (mine) {
-        if ((s = feed(m, b->x, b->y, mine, "nb_train"))) return s;
+    /* The losses, a stop asked for, the samples trained on, ranks failed. */
+    double sums[4] = {0.0, r->o->stop && *r->o->stop, mine, 0.0};
+    nb_status s = failed;
+    bool began = false;
+    if (mine && !(s = feed(m, b->x, b->y, mine, "nb_train"))) {
         nb_set_training(m->g, 1);
-        if ((s = nb_forward(m->g, m->loss))) return s;
-        sums[0] = (double)nb_value(m->loss)->data[0] * mine;
-        nb_dist_begin_backward(r->dist, m->g, (double)mine / count);
-        s = nb_backward(m->g, m->loss);
-    } else {
-        /* Nothing to learn from; the sums still need this rank's zeros,
-         * and the dropout masks its step. */
+        if (!(s = nb_forward(m->g, m->loss))) {
+            sums[0] = (double)nb_value(m->loss)->data[0] * mine;
+            nb_dist_begin_backward(r->dist, m->g, (double)mine / count);
+            began = true;
+            s = nb_backward(m->g, m->loss);
+        }
+    }
+    if (!began) {
+        /* Nothing to learn from (or a failure before backward); the sums
+         * still need this rank's zeros, and the dropout masks its step. */
         memset(grads, 0, n * sizeof *grads);
         nb_graph_set_step(m->g, nb_graph_step(m->g) + 1);
         nb_dist_begin_backward(r->dist, m->g, 0.0);
     }
     nb_status ended = nb_dist_end_backward(r->dist, m->g);
-    if (s || (s = ended) || (s = nb_dist_sum(r->dist, sums, 3, "the loss allreduce"))) return s;
+    sums[3] = s != NB_OK;
+    nb_status summed = ended ? ended : nb_dist_sum(r->dist, sums, 4, "the loss allreduce");
+    if (s) return s;
+    if (summed) return summed;
+    if (sums[3] > 0) return ranks_failed(r->dist, sums[3], "the training step");
     r->stop_agreed = sums[1] > 0;
     *loss_sum = sums[0];
     *kept = (long)sums[2];
@@ -438,15 +460,21 @@ static nb_status train_epoch(run *r, double *seconds, size_t *trained) {
     while (st->batch_in_epoch < r->per_epoch && !(o->steps && st->step >= o->steps) &&
            !stop_requested(r)) {
         const nb_batch *b;
-        if ((s = nb_loader_next(r->loader, &b)) || !b)
-            return nb_fail_prefix(s ? s : NB_ERR_ARG, "epoch %d, step %ld: reading the batch: ",
-                                  st->epoch + 1, st->step + 1);
+        if ((s = nb_loader_next(r->loader, &b)) || !b) {
+            s = nb_fail_prefix(s ? s : NB_ERR_ARG, "epoch %d, step %ld: reading the batch: ", st->epoch + 1,
+                               st->step + 1);
+            double unused_loss;
+            long unused_kept;
+            /* The other ranks are in this step's sums: join them, failed. */
+            if (r->dist) dist_train_step(r, NULL, s, &unused_loss, &unused_kept);
+            return s;
+        }
         st->bad_images += b->bad;
         double loss_sum = 0.0;
         long kept = b->count;
         if (r->dist) {
             /* Every rank steps, its shard empty or not. */
-            s = dist_train_step(r, b, &loss_sum, &kept);
+            s = dist_train_step(r, b, NB_OK, &loss_sum, &kept);
         } else if (b->count) {
             float loss;
             s = nb_model_train_step(r->m, r->opt, b->x, b->y, b->count, &loss);
