@@ -87,6 +87,7 @@ static void test_conv_cv_kernel(void **s) {
         {8, 7, 6, 1, 1, 1, 1, 0, 0, 33},    /* 1x1, a nearly empty third block */
         {2, 20, 13, 4, 4, 3, 2, 2, 1, 16},  /* wide padded rows: the general col2im */
         {3, 37, 35, 7, 7, 2, 2, 3, 3, 20},  /* ResNet-18 conv1's form: 7x7, stride 2, padding 3 */
+        {3, 59, 59, 11, 11, 4, 4, 2, 2, 64}, /* AlexNet features.0's form: 11x11, stride 4 */
     };
     nb_rng rng;
     nb_rng_seed(&rng, 2);
