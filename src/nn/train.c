@@ -172,6 +172,13 @@ static int auto_batch(const nb_model *m) {
     return b < 1 ? 1 : b > 1000 ? 1000 : (int)b;
 }
 
+/* The error of the ranks that did not fail when `failed` others did; each
+ * failed rank reports its own error. */
+static nb_status ranks_failed(nb_dist *dist, double failed, const char *what) {
+    return nb_fail(NB_ERR_STATE, "%s failed on %.0f of %d ranks (each prints its own error)", what, failed,
+                   nb_dist_size(dist));
+}
+
 /* Where an evaluation reports: a callback, and the epoch and step of the
  * run it belongs to (zero outside training). */
 typedef struct eval_progress {
@@ -207,13 +214,6 @@ static void progress_rates(nb_progress *p, size_t samples_now, long done_now, do
  * made ahead on threads), in file order, without augmentation. With
  * `dist`, each rank evaluates its shard of every batch and the counts are
  * summed over the ranks (the confusion matrix is not). */
-/* The error of the ranks that did not fail when `failed` others did; each
- * failed rank reports its own error. */
-static nb_status ranks_failed(nb_dist *dist, double failed, const char *what) {
-    return nb_fail(NB_ERR_STATE, "%s failed on %.0f of %d ranks (each prints its own error)", what, failed,
-                   nb_dist_size(dist));
-}
-
 static nb_status evaluate(nb_model *m, const nb_dataset *d, int batch, int workers,
                           nb_eval_result *result, size_t *confusion, const eval_progress *ep,
                           nb_dist *dist) {
