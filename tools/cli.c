@@ -15,13 +15,9 @@ void cli_error(const char *fmt, ...) {
     char line[2048];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (n < 0) n = 0;
-    if ((size_t)n > sizeof line - 2) n = (int)sizeof line - 2;
-    line[n] = '\n';
-    line[n + 1] = '\0';
-    fprintf(stderr, "nabla: %s", line);
+    fprintf(stderr, "nabla: %s\n", line);
 }
 
 /* ---- argv ------------------------------------------------------------------ */

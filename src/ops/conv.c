@@ -9,8 +9,9 @@
  *   per-sample weight gradients summed in sample order.
  *
  * Channel-vectorised (layers whose image and weights fit the cache, 12+
- * output channels, any stride; kernels/conv_cv.c): sixteen output channels per vector, no lowering;
- *   samples in parallel, weight gradients per group of samples.
+ * output channels, any stride; kernels/conv_cv.c): sixteen output
+ * channels per vector, no lowering; samples in parallel, weight gradients
+ * per group of samples.
  *
  * im2col + GEMM, the batch taken a group of G samples at a time (a 1x1,
  * stride-1 layer with large planes takes a product per sample on x itself,
