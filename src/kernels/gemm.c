@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -79,24 +80,48 @@ static float *pack_space(size_t floats) {
 /* ---- packing ---------------------------------------------------------------- */
 
 /* Rows i0 .. i0+rows-1 (rows <= mr) and columns p0 .. p0+kc-1 of op(A) into
- * dst[k*mr + r], zero-filled up to mr rows. */
-static void pack_a(int trans_a, const float *A, int lda, int i0, int rows, int p0, int kc, int mr,
-                   float *dst) {
-    if (trans_a) {
-        for (int k = 0; k < kc; k++) {
-            const float *src = A + (size_t)(p0 + k) * lda + i0;
-            float *d = dst + (size_t)k * mr;
-            for (int r = 0; r < rows; r++) d[r] = src[r];
-            for (int r = rows; r < mr; r++) d[r] = 0.0f;
-        }
+ * dst[k*mr + r], zero-filled up to mr rows. A plain A has k along its rows,
+ * as a transposed B has, and the target's register transposer packs it
+ * where the sliver fills most of a vector (6 rows in 8 lanes: AVX2's 1024^3
+ * went from 93 to 99 GFLOP/s on one thread). In 16 lanes, 6 rows leave most
+ * of the transpose's work wasted, and one float at a time was faster
+ * (AlexNet's features.8, 256 x 169 x 3456, 2 threads: 10% on Zen 4). */
+/* A whole sliver of a plain A, mr rows (a constant where it is inlined),
+ * k outer: each line of dst is written once, from mr streams of A. Row by
+ * row, each row's floats land mr apart and every line is written mr times
+ * (26% slower on AlexNet's features.8 product). */
+static inline __attribute__((always_inline)) void pack_a_whole(const float *A, int lda, int kc,
+                                                                const int mr, float *dst) {
+    for (int k = 0; k < kc; k++, dst += mr)
+#pragma GCC unroll 8
+        for (int r = 0; r < mr; r++) dst[r] = A[(size_t)r * lda + k];
+}
+
+static void pack_a(const nb_isa *kr, int trans_a, const float *A, int lda, int i0, int rows, int p0,
+                   int kc, int mr, float *dst) {
+    if (!trans_a && 2 * mr > kr->lanes) {
+        kr->gemm_pack_k_contiguous(A, lda, p0, kc, i0, rows, mr, dst);
         return;
     }
-    for (int r = 0; r < rows; r++) {
-        const float *src = A + (size_t)(i0 + r) * lda + p0;
-        for (int k = 0; k < kc; k++) dst[(size_t)k * mr + r] = src[k];
+    if (!trans_a) {
+        if (rows == mr && mr == 6) { /* AVX-512's tile, the one that comes here */
+            pack_a_whole(A + (size_t)i0 * lda + p0, lda, kc, 6, dst);
+            return;
+        }
+        for (int r = 0; r < rows; r++) {
+            const float *src = A + (size_t)(i0 + r) * lda + p0;
+            for (int k = 0; k < kc; k++) dst[(size_t)k * mr + r] = src[k];
+        }
+        for (int r = rows; r < mr; r++)
+            for (int k = 0; k < kc; k++) dst[(size_t)k * mr + r] = 0.0f;
+        return;
     }
-    for (int r = rows; r < mr; r++)
-        for (int k = 0; k < kc; k++) dst[(size_t)k * mr + r] = 0.0f;
+    for (int k = 0; k < kc; k++) {
+        const float *src = A + (size_t)(p0 + k) * lda + i0;
+        float *d = dst + (size_t)k * mr;
+        for (int r = 0; r < rows; r++) d[r] = src[r];
+        for (int r = rows; r < mr; r++) d[r] = 0.0f;
+    }
 }
 
 /* Rows p0 .. p0+kc-1 and columns j0 .. j0+cols-1 (cols <= nr) of B (not
@@ -158,13 +183,31 @@ static inline int round_up(int x, int to) { return (x + to - 1) / to * to; }
 
 typedef nb_gemm_args gemm_args;
 
+/* KC, the length of k one micro-kernel call walks: the table's, or its
+ * longer one where a core has 1 MiB of L2 or more, which holds the longer
+ * A block (MC x KC) and the B sliver beside it. Measured on Zen 4 (1 MiB
+ * L2), AVX2, 1024^3 on one thread: KC = 1024 gave 101-104 GFLOP/s where
+ * 512 gave 97-100 (each tile's C is read and written half as often). The
+ * choice is fixed per machine, so it never changes with the thread count. */
+static pthread_once_t l2_once = PTHREAD_ONCE_INIT;
+static long l2_bytes;
+static void read_l2_size(void) {
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    l2_bytes = sysconf(_SC_LEVEL2_CACHE_SIZE); /* 0 or -1 where unknown */
+#endif
+}
+static int block_kc(const nb_isa *kr) {
+    pthread_once(&l2_once, read_l2_size);
+    return l2_bytes >= (1L << 20) ? kr->gemm_kc_large_l2 : kr->gemm_kc;
+}
+
 /* Rows [m0, m1) and columns [n0, n1) of C, with the calling thread's own
  * packing buffers. The KC blocks always start at k = 0, so how C is cut
  * into such rectangles never changes how an element is summed. */
 static void gemm_rect(const nb_isa *kr, const gemm_args *g, int m0, int m1, int n0, int n1) {
     if (m0 >= m1 || n0 >= n1) return;
     const int mr = kr->gemm_mr, nr = kr->gemm_nr, K = g->K;
-    const int kc_max = min_int(kr->gemm_kc, K);
+    const int kc_max = min_int(block_kc(kr), K);
     /* Whole slivers: NR need not divide the table's NC (8 x 12 on NEON). */
     const int nc_max = min_int(kr->gemm_nc / nr * nr, round_up(n1 - n0, nr));
     const int mc_max = min_int(kr->gemm_mc, round_up(m1 - m0, mr));
@@ -187,13 +230,13 @@ static void gemm_rect(const nb_isa *kr, const gemm_args *g, int m0, int m1, int 
             for (int s = 0; s < b_slivers; s++) {
                 const int j = jc + s * nr, cols = min_int(nr, nc - s * nr);
                 float *dst = pb + (size_t)s * nr * kc;
-                if (g->trans_b) kr->gemm_pack_b_transposed(g->B, g->ldb, pc, kc, j, cols, nr, dst);
+                if (g->trans_b) kr->gemm_pack_k_contiguous(g->B, g->ldb, pc, kc, j, cols, nr, dst);
                 else pack_b(g->B, g->ldb, pc, kc, j, cols, nr, dst);
             }
             for (int ic = m0; ic < m1; ic += mc_max) {
                 const int mc = min_int(mc_max, m1 - ic), a_slivers = (mc + mr - 1) / mr;
                 for (int s = 0; s < a_slivers; s++)
-                    pack_a(g->trans_a, g->A, g->lda, ic + s * mr, min_int(mr, mc - s * mr), pc, kc,
+                    pack_a(kr, g->trans_a, g->A, g->lda, ic + s * mr, min_int(mr, mc - s * mr), pc, kc,
                            mr, pa + (size_t)s * mr * kc);
                 /* B-sliver-major: consecutive tiles reuse the B sliver in L1. */
                 for (int js = 0; js < b_slivers; js++)
@@ -350,7 +393,9 @@ void nb_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const 
 #ifdef _OPENMP
         threads = omp_get_num_threads();
 #endif
-        const int rects = threads * per_thread;
+        /* One thread alone gains nothing from more rectangles, and each
+         * packs its own copy of A's rows (a tenth of a square product). */
+        const int rects = threads == 1 ? 1 : threads * per_thread;
         split_threads(kr, rects, m_slivers, n_slivers, &tm, &tn);
 #pragma omp for schedule(dynamic)
         for (int rect = 0; rect < rects; rect++) {

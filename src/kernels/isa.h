@@ -31,11 +31,12 @@ typedef struct nb_isa {
     int lanes, vregs;
 
     /* GEMM (see gemm.c): the MR x NR micro-kernel and its cache blocking,
-     * the transposing B packer (nr a multiple of lanes), the few-rows
-     * kernels and the short-K rows. */
-    int gemm_mr, gemm_nr, gemm_kc, gemm_mc, gemm_nc;
+     * (KC: gemm_kc_large_l2 where a core has 1 MiB of L2 or more), the
+     * packer of panels whose k is contiguous (a transposed B, a plain A),
+     * the few-rows kernels and the short-K rows. */
+    int gemm_mr, gemm_nr, gemm_kc, gemm_kc_large_l2, gemm_mc, gemm_nc;
     void (*gemm_tile)(int kc, const float *a, const float *b, float *c, int ldc, float alpha, float beta);
-    void (*gemm_pack_b_transposed)(const float *B, int ldb, int p0, int kc, int j0, int cols, int nr, float *dst);
+    void (*gemm_pack_k_contiguous)(const float *B, int ldb, int p0, int kc, int j0, int cols, int nr, float *dst);
     /* C rows 0..M-1 (M <= 8), columns n0..n1-1: B stored N x K with A packed
      * [K / lanes][M][lanes] in ap (dot), or B stored K x N, sums kept in acc
      * [M][n1 - n0] (axpy). */

@@ -49,15 +49,20 @@ void NB_K(gemm_tile)(int kc, const float *a, const float *b, float *c, int ldc, 
         }
 }
 
-/* ---- packing a transposed B -----------------------------------------------------
- * Rows p0 .. p0+kc-1 and columns j0 .. j0+cols-1 of op(B) = B^T (B stored
- * N x K) into dst[k*nr + j], zero past `cols`, NB_LANES x NB_LANES blocks
- * at a time transposed in registers: a scalar transpose costs as much as a
- * third of a weight-gradient product (dY cols^T), whose B is wide and is
- * packed for every thread. Rows past `cols` and k past `kc` load as zeros;
- * only rows k < kc are stored. The same floats land in the same places as
- * the driver's scalar packer puts them. */
-void NB_K(gemm_pack_b_transposed)(const float *B, int ldb, int p0, int kc, int j0, int cols, int nr, float *dst) {
+/* ---- packing a panel whose k is contiguous ---------------------------------------
+ * Rows j0 .. j0+cols-1 of a matrix stored with k along each row (a
+ * transposed B, N x K, or a plain A, M x K), columns p0 .. p0+kc-1, into
+ * dst[k*nr + j], zero past `cols`: NB_LANES x NB_LANES blocks at a time,
+ * transposed in registers. A scalar transpose cost as much as a third of a
+ * weight-gradient product (dY cols^T, whose B is wide and packed by every
+ * thread), and packing A one float at a time a tenth of a square product.
+ * Rows past `cols` and k past `kc` load as zeros; only rows k < kc are
+ * stored. A sliver narrower than a vector (A's 6 rows in 8 or 16 lanes) is
+ * stored a whole vector per k, each store's spare lanes overwritten by the
+ * next k's, and partial stores where a whole one would reach past the
+ * sliver's end (the last k or two), so nothing past the sliver is written. The same floats land in the same places as a scalar packer
+ * puts them. */
+void NB_K(gemm_pack_k_contiguous)(const float *B, int ldb, int p0, int kc, int j0, int cols, int nr, float *dst) {
     for (int k0 = 0; k0 < kc; k0 += NB_LANES) {
         const int run = min_int(NB_LANES, kc - k0);
         for (int jb = 0; jb < nr; jb += NB_LANES) {
@@ -65,7 +70,12 @@ void NB_K(gemm_pack_b_transposed)(const float *B, int ldb, int p0, int kc, int j
             for (int i = 0; i < NB_LANES; i++)
                 r[i] = jb + i < cols ? load_n(B + (size_t)(j0 + jb + i) * ldb + p0 + k0, run) : vf_zero();
             vf_transpose(r);
-            for (int k = 0; k < run; k++) vf_store(dst + (size_t)(k0 + k) * nr + jb, r[k]);
+            const int width = min_int(NB_LANES, nr - jb);
+            for (int k = 0; k < run; k++) {
+                float *d = dst + (size_t)(k0 + k) * nr + jb;
+                if (width == NB_LANES || (nr < NB_LANES && (k0 + k) * nr + NB_LANES <= kc * nr)) vf_store(d, r[k]);
+                else vf_store_part(d, r[k], width);
+            }
         }
     }
 }

@@ -10,15 +10,18 @@ const nb_isa NB_K(nb_isa) = {
     /* KC is long: measured on a Zen 4 core (1024^3, one thread), KC = 256
      * gave 76-90 GFLOP/s and KC = 1024 gave 102-106 (90% of the FMA peak)
      * with 16 lanes; each kernel call then streams its slivers from L2 for
-     * a thousand steps of k. Narrower vectors keep a KC x NR sliver of B
-     * about as large in bytes with a shorter KC. */
+     * a thousand steps of k. Narrower vectors take a shorter KC where L2 is
+     * small (Zen 3: 512 KiB), and the same 1024 where it holds 1 MiB
+     * (8 lanes on Zen 4: 101-104 GFLOP/s against 97-100 with 512). NEON
+     * keeps 512 on both: no ARM machine to measure on. */
     .gemm_mr = GEMM_MR,
     .gemm_nr = GEMM_NR,
     .gemm_kc = NB_LANES >= 16 ? 1024 : 512,
+    .gemm_kc_large_l2 = NB_LANES >= 8 ? 1024 : 512,
     .gemm_mc = NB_LANES >= 16 ? 96 : 120,
     .gemm_nc = 2048,
     .gemm_tile = NB_K(gemm_tile),
-    .gemm_pack_b_transposed = NB_K(gemm_pack_b_transposed),
+    .gemm_pack_k_contiguous = NB_K(gemm_pack_k_contiguous),
     .gemm_few_rows_dot = NB_K(gemm_few_rows_dot),
     .gemm_few_rows_axpy = NB_K(gemm_few_rows_axpy),
     .gemm_short_k_rows = NB_K(gemm_short_k_rows),

@@ -8,7 +8,7 @@
 #include "kernels/simd/simd.h"
 
 void NB_K(gemm_tile)(int kc, const float *a, const float *b, float *c, int ldc, float alpha, float beta);
-void NB_K(gemm_pack_b_transposed)(const float *B, int ldb, int p0, int kc, int j0, int cols, int nr, float *dst);
+void NB_K(gemm_pack_k_contiguous)(const float *B, int ldb, int p0, int kc, int j0, int cols, int nr, float *dst);
 void NB_K(gemm_few_rows_dot)(const nb_gemm_args *g, const float *ap, int M, int n0, int n1);
 void NB_K(gemm_few_rows_axpy)(const nb_gemm_args *g, int M, int n0, int n1, float *acc);
 void NB_K(gemm_short_k_rows)(const nb_gemm_args *g, int N, int m0, int m1);
