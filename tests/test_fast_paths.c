@@ -88,6 +88,8 @@ static void test_conv_cv_kernel(void **s) {
         {2, 20, 13, 4, 4, 3, 2, 2, 1, 16},  /* wide padded rows: the general col2im */
         {3, 37, 35, 7, 7, 2, 2, 3, 3, 20},  /* ResNet-18 conv1's form: 7x7, stride 2, padding 3 */
         {3, 59, 59, 11, 11, 4, 4, 2, 2, 64}, /* AlexNet features.0's form: 11x11, stride 4 */
+        {16, 10, 9, 3, 3, 1, 1, 1, 1, 20},  /* ResNet's 3x3 form: dx by the turned filters */
+        {13, 8, 11, 3, 2, 1, 1, 0, 1, 12},  /* the same, partial blocks both ways, uneven padding */
     };
     nb_rng rng;
     nb_rng_seed(&rng, 2);
@@ -129,6 +131,27 @@ static void test_conv_cv_kernel(void **s) {
         nb_conv_cv_input_grad(&g, o, w, dy, dx, scratch);
         nb_conv_input_grad_reference(&g, o, w, dy, dx0);
         assert_close(dx, dx0, nx, 1e-4);
+        /* Stride 1: the same gradient as a forward convolution of dy by the
+         * turned filters (what conv2d's backward runs where it fits),
+         * added, then written. */
+        nb_conv_geom a = geom(o, g.out_h, g.out_w, g.kernel_h, g.kernel_w, 1, 1, g.kernel_h - 1 - g.pad_h,
+                              g.kernel_w - 1 - g.pad_w);
+        if (g.stride_h == 1 && g.stride_w == 1 && nb_conv_cv_fits(&a, g.channels)) {
+            assert_int_equal(a.out_h, g.height);
+            assert_int_equal(a.out_w, g.width);
+            float *wa = malloc(nb_conv_cv_packed_floats(&a, g.channels) * sizeof(float));
+            float *sa = malloc(nb_conv_cv_scratch_floats(&a, g.channels) * sizeof(float));
+            nb_conv_cv_pack_turned(&g, o, w, wa);
+            for (size_t k = 0; k < nx; k++) dx[k] = 0.5f;
+            nb_conv_cv_forward(&a, g.channels, dy, wa, NULL, dx, sa, NB_CV_ADD);
+            assert_close(dx, dx0, nx, 1e-4);
+            for (size_t k = 0; k < nx; k++) dx0[k] -= 0.5f;
+            nb_conv_cv_forward(&a, g.channels, dy, wa, NULL, dx, sa, NB_CV_WRITE);
+            assert_close(dx, dx0, nx, 1e-4);
+            free(wa), free(sa);
+        } else if (i >= 7) {
+            fail_msg("case %zu should take the turned-filter input gradient", i);
+        }
         free(x), free(w), free(b), free(dy), free(x2), free(dy2), free(wt), free(dwt), free(scratch);
         free(y), free(y0), free(dw), free(dw0), free(dw1), free(dx), free(dx0);
     }

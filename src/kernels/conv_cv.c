@@ -18,8 +18,9 @@
  * Weights go to a packed copy wt [O/16 blocks][K][16], zero-padded.
  *
  * Sums run in a fixed order: forward over k; the weight gradient over the
- * samples given, then positions; the input gradient over o, then adds the
- * taps position by position. The operator runs samples in parallel and
+ * samples given, then positions; the input gradient of a stride-1 layer is
+ * a forward convolution (over dy's taps (o, kh, kw) in order, then added
+ * to dx), and of a strided one over o, then the taps position by position. The operator runs samples in parallel and
  * sums per-group weight gradients in group order, so the thread count
  * never changes a bit. The kernels are in targets/conv_cv.c, built per
  * target CPU; this file holds the layouts and the entry points. */
@@ -63,6 +64,22 @@ void nb_conv_cv_pack_weights(const nb_conv_geom *g, int out_ch, const float *w, 
             }
 }
 
+void nb_conv_cv_pack_turned(const nb_conv_geom *g, int out_ch, const float *w, float *wt) {
+    const int kh = g->kernel_h, kw = g->kernel_w, kk = kh * kw, taps = out_ch * kk;
+    const size_t ckk = (size_t)g->channels * kk;
+    for (int b = 0; b < cv_blocks(g->channels); b++)
+        for (int t = 0; t < taps; t++) {
+            /* Tap (o, i, j) of the adjoint reads w[o][c][KH-1-i][KW-1-j]. */
+            const int o = t / kk, i = t % kk / kw, j = t % kw;
+            const float *src = w + (size_t)o * ckk + (size_t)(kh - 1 - i) * kw + (kw - 1 - j);
+            float *dst = wt + ((size_t)b * taps + t) * NB_CV_BLOCK;
+            for (int l = 0; l < NB_CV_BLOCK; l++) {
+                const int c = b * NB_CV_BLOCK + l;
+                dst[l] = c < g->channels ? src[(size_t)c * kk] : 0.0f;
+            }
+        }
+}
+
 void nb_conv_cv_unpack_grad(const nb_conv_geom *g, int out_ch, const float *dwt, float *dw, int first) {
     const int k = nb_conv_cv_taps(g);
     for (int o = 0; o < out_ch; o++)
@@ -73,8 +90,8 @@ void nb_conv_cv_unpack_grad(const nb_conv_geom *g, int out_ch, const float *dwt,
 }
 
 void nb_conv_cv_forward(const nb_conv_geom *g, int out_ch, const float *x, const float *wt, const float *b,
-                        float *y, float *scratch, int relu) {
-    nb_isa_active()->conv_cv_forward(g, out_ch, x, wt, b, y, scratch, relu);
+                        float *y, float *scratch, int store) {
+    nb_isa_active()->conv_cv_forward(g, out_ch, x, wt, b, y, scratch, store);
 }
 
 void nb_conv_cv_weight_grad(const nb_conv_geom *g, int out_ch, const float *x, const float *dy, float *dwt,

@@ -50,7 +50,7 @@ typedef struct nb_isa {
     void (*conv_direct_backward)(const nb_conv_geom *g, int out_ch, const float *x, const float *dy,
                                  float *dw, float *db);
     void (*conv_cv_forward)(const nb_conv_geom *g, int out_ch, const float *x, const float *wt,
-                            const float *b, float *y, float *scratch, int relu);
+                            const float *b, float *y, float *scratch, int store);
     void (*conv_cv_weight_grad)(const nb_conv_geom *g, int out_ch, const float *x, const float *dy,
                                 float *dwt, int first, float *scratch);
     void (*conv_cv_input_grad)(const nb_conv_geom *g, int out_ch, const float *w, const float *dy,

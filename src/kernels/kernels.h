@@ -192,10 +192,20 @@ size_t nb_conv_cv_scratch_floats(const nb_conv_geom *g, int out_ch);
 void nb_conv_cv_pack_weights(const nb_conv_geom *g, int out_ch, const float *w, float *wt);
 /* dw (O, C, KH, KW) = (first) or += a packed-layout gradient dwt. */
 void nb_conv_cv_unpack_grad(const nb_conv_geom *g, int out_ch, const float *dwt, float *dw, int first);
-/* ONE sample: y (O, OH, OW) = b + w * x, written, from packed weights;
- * with relu nonzero, max(y, 0) (0 for a NaN). */
+/* How the forward stores y: written, written through relu (max(y, 0), 0
+ * for a NaN), or added to what y holds (the input gradient run as a
+ * forward convolution, below). */
+enum { NB_CV_WRITE = 0, NB_CV_WRITE_RELU = 1, NB_CV_ADD = 2 };
+/* ONE sample: y (O, OH, OW) = b + w * x, stored as `store` says, from
+ * packed weights (b may be NULL). */
 void nb_conv_cv_forward(const nb_conv_geom *g, int out_ch, const float *x, const float *wt,
-                        const float *b, float *y, float *scratch, int relu);
+                        const float *b, float *y, float *scratch, int store);
+/* A stride-1 layer's input gradient is a forward convolution of dy by the
+ * turned filters, w'[c][o][kh][kw] = w[o][c][KH-1-kh][KW-1-kw], over the
+ * adjoint geometry (dy's O channels in, C out, padding K-1-pad): w into
+ * that convolution's packed layout, nb_conv_cv_packed_floats(adjoint, C)
+ * floats. */
+void nb_conv_cv_pack_turned(const nb_conv_geom *g, int out_ch, const float *w, float *wt);
 /* ONE sample's weight gradient in the packed layout: written when first is
  * nonzero, else added. */
 void nb_conv_cv_weight_grad(const nb_conv_geom *g, int out_ch, const float *x, const float *dy,

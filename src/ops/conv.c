@@ -98,6 +98,10 @@ typedef struct {
     int slots;        /* groups the workspace holds at once (threads) */
     size_t partials;  /* floats of per-sample or per-group weight gradients */
     size_t packed;    /* CONV_CV: floats of the packed weights */
+    /* CONV_CV, stride 1: dx as a forward convolution of dy by the turned
+     * filters (the adjoint geometry), packed into `turned` floats. */
+    bool cv_dx_forward;
+    size_t turned;
     /* CONV_GROUPS_SERIAL with a 3x3 or 5x5 stride-1 kernel: the forward
      * and the weight gradient run by Winograd's F(2x2, r x r) in groups of
      * their own. */
@@ -187,8 +191,22 @@ static conv_plan plan_of(const nb_node *n) {
     p.group_floats = p.path == CONV_CV ? nb_conv_cv_scratch_floats(&p.g, p.out_ch)
                                        : (size_t)p.group_max * per_sample;
     if (p.path == CONV_GROUPS_PARALLEL) p.partials = groups * (size_t)p.out_ch * p.ckk;
-    /* CONV_CV: the per-group packed gradients, then the packed weights. */
-    if (p.path == CONV_CV) p.partials = (groups + 1) * p.packed;
+    if (p.path == CONV_CV && p.g.stride_h == 1 && p.g.stride_w == 1 && p.g.pad_h < p.g.kernel_h &&
+        p.g.pad_w < p.g.kernel_w) {
+        /* The input gradient by the forward kernel: on ResNet-18's layer1
+         * and layer2 it replaced a column matrix of K x OH*OW floats (7 MB
+         * a sample for 64 channels at 56x56) and its col2im. */
+        const nb_conv_geom a = adjoint_geom(&p);
+        if (nb_conv_cv_fits(&a, p.g.channels)) {
+            p.cv_dx_forward = true;
+            p.turned = nb_conv_cv_packed_floats(&a, p.g.channels);
+            const size_t sc = nb_conv_cv_scratch_floats(&a, p.g.channels);
+            if (sc > p.group_floats) p.group_floats = sc;
+        }
+    }
+    /* CONV_CV: the per-group packed gradients, the turned filters, then
+     * the packed weights. */
+    if (p.path == CONV_CV) p.partials = groups * p.packed + p.turned + p.packed;
     p.pointwise = (p.path == CONV_GROUPS_PARALLEL || p.path == CONV_GROUPS_SERIAL) && p.g.kernel_h == 1 &&
                   p.g.kernel_w == 1 && p.g.stride_h == 1 && p.g.stride_w == 1 && p.g.pad_h == 0 &&
                   p.g.pad_w == 0 && p.ohw >= POINTWISE_MIN_POSITIONS;
@@ -551,7 +569,11 @@ static void backward_conv(nb_node *n) {
     const size_t y_sample = (size_t)p.out_ch * p.ohw, w_size = (size_t)p.out_ch * p.ckk;
     const bool need_x = xn->needs_grad, need_w = wn->needs_grad, need_b = bn && bn->needs_grad;
     float *dx = NULL;
-    if (need_x) {
+    bool dx_first = false;
+    if (need_x && p.path == CONV_CV && p.cv_dx_forward) {
+        dx_first = nb_grad_first(xn); /* written by the first sample's conv, else added */
+        dx = xn->grad.data;
+    } else if (need_x) {
         nb_grad_begin_add(xn); /* col2im adds tap by tap */
         dx = xn->grad.data;
     }
@@ -596,7 +618,17 @@ static void backward_conv(nb_node *n) {
             sum_slices(ws, true, ws, p.groups, p.packed, p.packed);
             nb_conv_cv_unpack_grad(&p.g, p.out_ch, ws, wn->grad.data, nb_grad_first(wn));
         }
-        if (need_x) {
+        if (need_x && p.cv_dx_forward) {
+            const nb_conv_geom a = adjoint_geom(&p);
+            float *turned = ws + (size_t)p.groups * p.packed;
+            nb_conv_cv_pack_turned(&p.g, p.out_ch, w, turned);
+            const int store = dx_first ? NB_CV_WRITE : NB_CV_ADD;
+#pragma omp parallel for schedule(dynamic) num_threads(slots) if (slots > 1 && p.batch > 1)
+            for (int s = 0; s < p.batch; s++)
+                nb_conv_cv_forward(&a, p.g.channels, dy + (size_t)s * y_sample, turned, NULL,
+                                   dx + (size_t)s * x_sample, scratch + (size_t)thread_id() * p.group_floats,
+                                   store);
+        } else if (need_x) {
 #pragma omp parallel for schedule(dynamic) num_threads(slots) if (slots > 1 && p.batch > 1)
             for (int s = 0; s < p.batch; s++)
                 nb_conv_cv_input_grad(&p.g, p.out_ch, w, dy + (size_t)s * y_sample, dx + (size_t)s * x_sample,

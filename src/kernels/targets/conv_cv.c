@@ -57,7 +57,8 @@ NB_VINLINE void fwd_block(const nb_conv_geom *g, const float *xp, const int *off
 }
 
 void NB_K(conv_cv_forward)(const nb_conv_geom *g, int out_ch, const float *x, const float *wt, const float *b,
-                           float *y, float *scratch, int relu) {
+                           float *y, float *scratch, int store) {
+    const int relu = store == NB_CV_WRITE_RELU;
     int *off;
     const float *xp = nb_conv_cv_prepare(g, x, scratch, &off);
     float *out = nb_conv_cv_block_of(g, scratch);
@@ -74,7 +75,10 @@ void NB_K(conv_cv_forward)(const nb_conv_geom *g, int out_ch, const float *x, co
         /* out is [position][16 channels]; y wants each channel's plane. */
         for (int j = 0; j < valid; j++) {
             float *yo = y + (size_t)(blk * NB_CV_BLOCK + j) * ohw;
-            for (int pos = 0; pos < ohw; pos++) yo[pos] = out[(size_t)pos * NB_CV_BLOCK + j];
+            if (store == NB_CV_ADD)
+                for (int pos = 0; pos < ohw; pos++) yo[pos] += out[(size_t)pos * NB_CV_BLOCK + j];
+            else
+                for (int pos = 0; pos < ohw; pos++) yo[pos] = out[(size_t)pos * NB_CV_BLOCK + j];
         }
     }
 }

@@ -17,7 +17,7 @@ void NB_K(conv_direct_forward)(const nb_conv_geom *g, int out_ch, const float *x
 void NB_K(conv_direct_backward)(const nb_conv_geom *g, int out_ch, const float *x, const float *dy, float *dw,
                                 float *db);
 void NB_K(conv_cv_forward)(const nb_conv_geom *g, int out_ch, const float *x, const float *wt, const float *b,
-                           float *y, float *scratch, int relu);
+                           float *y, float *scratch, int store);
 void NB_K(conv_cv_weight_grad)(const nb_conv_geom *g, int out_ch, const float *x, const float *dy, float *dwt,
                                int first, float *scratch);
 void NB_K(conv_cv_input_grad)(const nb_conv_geom *g, int out_ch, const float *w, const float *dy, float *dx,
