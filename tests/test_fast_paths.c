@@ -263,7 +263,8 @@ static void test_maxpool_kernels(void **s) {
         free(x), free(y), free(y0), free(dy), free(dx), free(dx0), free(a), free(a0);
     }
     /* Overlapping windows and odd strides, against the reference. */
-    const int win[][6] = {{27, 27, 3, 3, 2, 2}, {13, 13, 3, 3, 2, 2}, {9, 40, 2, 3, 1, 3}, {5, 5, 5, 5, 1, 1}};
+    const int win[][6] = {{27, 27, 3, 3, 2, 2}, {13, 13, 3, 3, 2, 2}, {9, 40, 2, 3, 1, 3}, {5, 5, 5, 5, 1, 1},
+                         {11, 41, 4, 4, 2, 2}, {9, 37, 2, 5, 2, 2}};
     for (size_t i = 0; i < sizeof win / sizeof *win; i++) {
         const int h = win[i][0], w = win[i][1], kh = win[i][2], kw = win[i][3], sh = win[i][4], sw = win[i][5];
         const int n_out = ((h - kh) / sh + 1) * ((w - kw) / sw + 1);
@@ -279,7 +280,8 @@ static void test_maxpool_kernels(void **s) {
     }
     /* Padded windows (ResNet's 3x3, stride 2, padding 1), clipped to the image. */
     const int pad[][8] = {{112, 112, 3, 3, 2, 2, 1, 1}, {13, 13, 3, 3, 2, 2, 1, 1}, {9, 40, 2, 3, 1, 3, 1, 1},
-                          {5, 5, 5, 5, 1, 1, 2, 2}, {7, 8, 3, 3, 2, 2, 0, 1}, {6, 70, 3, 3, 2, 2, 1, 1}};
+                          {5, 5, 5, 5, 1, 1, 2, 2}, {7, 8, 3, 3, 2, 2, 0, 1}, {6, 70, 3, 3, 2, 2, 1, 1},
+                          {15, 45, 5, 4, 2, 2, 2, 1}};
     for (size_t i = 0; i < sizeof pad / sizeof *pad; i++) {
         const int *p = pad[i];
         const nb_conv_geom g = geom(1, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);

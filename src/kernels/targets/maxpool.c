@@ -13,6 +13,32 @@
         a = vi_select(k, pos, a);                                                                  \
     } while (0)
 
+NB_VINLINE vf load_n(const float *p, int n) { return n >= NB_LANES ? vf_load(p) : vf_load_part(p, n); }
+
+/* Stride 2, n outputs of a row (n <= NB_LANES) whose windows' top-left
+ * tap is x[first] and which all lie inside x: each window row's taps j and
+ * j + 1 are the even and odd columns of one pair of loads from column j, so
+ * the window costs loads and shuffles, not a gather per tap (ResNet-18's
+ * 3x3 max-pool, batch 16, 2 threads on Zen 4: 17 to 6 ms). */
+NB_VINLINE void window_stride2(const float *x, int first, int rows, int w, int kw, int n, vf *mp, vi *ap) {
+    vf m = vf_zero();
+    vi a = vi_set1(0);
+    for (int i = 0; i < rows; i++) {
+        const int start = first + i * w;
+        for (int j = 0; j < kw; j += 2) {
+            /* Floats read from column j: 2n, or 2n - 1 when j + 1 is past the window. */
+            const int need = 2 * n - (j + 1 < kw ? 0 : 1);
+            vf e, o;
+            vf_deinterleave(load_n(x + start + j, need), vf_load_part(x + start + j + NB_LANES, need - NB_LANES), &e, &o);
+            const vi pos = vi_ramp(start + j, 2);
+            if (i == 0 && j == 0) m = e, a = pos;
+            else TAKE(e, pos);
+            if (j + 1 < kw) TAKE(o, vi_add(pos, vi_set1(1)));
+        }
+    }
+    *mp = m, *ap = a;
+}
+
 /* 2x2, stride 2: two input rows are loaded two vectors at a time, split
  * into even and odd columns, and compared in the window's order. */
 void NB_K(maxpool2x2_forward)(const float *x, int h, int w, float *y, int32_t *arg) {
@@ -70,9 +96,17 @@ void NB_K(maxpool_forward)(const float *x, int h, int w, int kh, int kw, int sh,
     for (int oy = 0; oy < oh; oy++)
         for (int ox = 0; ox < ow; ox += NB_LANES) {
             const int n = ow - ox < NB_LANES ? ow - ox : NB_LANES;
+            vf m;
+            vi a;
+            if (sw == 2) {
+                window_stride2(x, oy * sh * w + ox * sw, kh, w, kw, n, &m, &a);
+                vf_store_part(y + (size_t)oy * ow + ox, m, n);
+                vi_store_part(arg + (size_t)oy * ow + ox, a, n);
+                continue;
+            }
             const vi base = vi_ramp(oy * sh * w + ox * sw, sw);
-            vf m = vf_gather_part(x, base, n);
-            vi a = base;
+            m = vf_gather_part(x, base, n);
+            a = base;
             for (int i = 0; i < kh; i++)
                 for (int j = 0; j < kw; j++) {
                     if (i == 0 && j == 0) continue;
@@ -101,9 +135,17 @@ void NB_K(maxpool_forward_padded)(const nb_conv_geom *g, const float *x, float *
         for (int ox = 0; ox < lo; ox++) nb_maxpool_window(g, x, oy, ox, y, arg);
         for (int ox = lo; ox < hi; ox += NB_LANES) {
             const int n = hi - ox < NB_LANES ? hi - ox : NB_LANES;
+            vf m;
+            vi a;
+            if (sw == 2) {
+                window_stride2(x, (top + i0) * w + ox * sw - pw, i1 - i0, w, kw, n, &m, &a);
+                vf_store_part(y + (size_t)oy * g->out_w + ox, m, n);
+                vi_store_part(arg + (size_t)oy * g->out_w + ox, a, n);
+                continue;
+            }
             const vi base = vi_ramp((top + i0) * w + ox * sw - pw, sw);
-            vf m = vf_gather_part(x, base, n);
-            vi a = base;
+            m = vf_gather_part(x, base, n);
+            a = base;
             for (int i = i0; i < i1; i++)
                 for (int j = 0; j < kw; j++) {
                     if (i == i0 && j == 0) continue;
