@@ -248,7 +248,7 @@ def flatten(rep):
             f["nabla"][key + ".train"] = r["train_images_per_s"]
             f["nabla"][key + ".fwdbwd"] = r["fwdbwd_images_per_s"]
             f["nabla"][key + ".infer"] = r["infer_images_per_s"]
-    benches = [r for key, r in rep["nabla"].items() if "allocs_per_train_step" in r]
+    benches = [r for r in rep["nabla"].values() if isinstance(r, dict) and "allocs_per_train_step" in r]
     if benches:
         f["nabla"]["allocs"] = max(r["allocs_per_train_step"] for r in benches)
     if "sgemm" in rep["nabla"]:
