@@ -79,13 +79,6 @@ static float *pack_space(size_t floats) {
 
 /* ---- packing ---------------------------------------------------------------- */
 
-/* Rows i0 .. i0+rows-1 (rows <= mr) and columns p0 .. p0+kc-1 of op(A) into
- * dst[k*mr + r], zero-filled up to mr rows. A plain A has k along its rows,
- * as a transposed B has, and the target's register transposer packs it
- * where the sliver fills most of a vector (6 rows in 8 lanes: AVX2's 1024^3
- * went from 93 to 99 GFLOP/s on one thread). In 16 lanes, 6 rows leave most
- * of the transpose's work wasted, and one float at a time was faster
- * (AlexNet's features.8, 256 x 169 x 3456, 2 threads: 10% on Zen 4). */
 /* A whole sliver of a plain A, mr rows (a constant where it is inlined),
  * k outer: each line of dst is written once, from mr streams of A. Row by
  * row, each row's floats land mr apart and every line is written mr times
@@ -97,6 +90,13 @@ static inline __attribute__((always_inline)) void pack_a_whole(const float *A, i
         for (int r = 0; r < mr; r++) dst[r] = A[(size_t)r * lda + k];
 }
 
+/* Rows i0 .. i0+rows-1 (rows <= mr) and columns p0 .. p0+kc-1 of op(A) into
+ * dst[k*mr + r], zero-filled up to mr rows. A plain A has k along its rows,
+ * as a transposed B has, and the target's register transposer packs it
+ * where the sliver fills most of a vector (6 rows in 8 lanes: AVX2's 1024^3
+ * went from 93 to 99 GFLOP/s on one thread). In 16 lanes, 6 rows leave most
+ * of the transpose's work wasted, and one float at a time was faster
+ * (AlexNet's features.8, 256 x 169 x 3456, 2 threads: 10% on Zen 4). */
 static void pack_a(const nb_isa *kr, int trans_a, const float *A, int lda, int i0, int rows, int p0,
                    int kc, int mr, float *dst) {
     if (!trans_a && 2 * mr > kr->lanes) {
