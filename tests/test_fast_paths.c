@@ -97,7 +97,7 @@ static void test_conv_cv_kernel(void **s) {
         nb_conv_geom g = geom(cases[i].c, cases[i].h, cases[i].w, cases[i].kh, cases[i].kw, cases[i].sh,
                               cases[i].sw, cases[i].ph, cases[i].pw);
         const int o = cases[i].o;
-        if (!nb_conv_cv_fits(&g, o)) {
+        if (!nb_conv_cv_fits(&g, o, nb_conv_cv_max_weights())) {
             print_message("channel-vectorised kernel does not take case %zu here\n", i);
             continue;
         }
@@ -136,7 +136,7 @@ static void test_conv_cv_kernel(void **s) {
          * added, then written. */
         nb_conv_geom a = geom(o, g.out_h, g.out_w, g.kernel_h, g.kernel_w, 1, 1, g.kernel_h - 1 - g.pad_h,
                               g.kernel_w - 1 - g.pad_w);
-        if (g.stride_h == 1 && g.stride_w == 1 && nb_conv_cv_fits(&a, g.channels)) {
+        if (g.stride_h == 1 && g.stride_w == 1 && nb_conv_cv_fits(&a, g.channels, nb_conv_cv_max_weights())) {
             assert_int_equal(a.out_h, g.height);
             assert_int_equal(a.out_w, g.width);
             float *wa = malloc(nb_conv_cv_packed_floats(&a, g.channels) * sizeof(float));

@@ -96,7 +96,9 @@ typedef union nb_op_attr {
     int axis;                                       /* sum, mean */
     struct { int trans_a, trans_b; } matmul;
     struct { int ndim, shape[NB_MAX_DIMS]; } reshape;
-    struct { int stride_h, stride_w, pad_h, pad_w; } conv;
+    /* cv_max_weights: the active target's channel-vectorised limit, taken
+     * when the node is planned, so its forward and backward plan alike. */
+    struct { int stride_h, stride_w, pad_h, pad_w; size_t cv_max_weights; } conv;
     struct { int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w; } pool;
     struct { int out_h, out_w; } adaptive;
     struct { float p; uint64_t seed; } dropout;

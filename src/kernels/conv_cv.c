@@ -28,16 +28,16 @@
 
 static int cv_blocks(int out_ch) { return (out_ch + NB_CV_BLOCK - 1) / NB_CV_BLOCK; }
 
-int nb_conv_cv_fits(const nb_conv_geom *g, int out_ch) {
-    /* Enough output channels to fill most of a block, and packed weights
-     * and a padded image of at most 1 MB each, so that a block's weights
-     * (576 taps x 16 channels for a 64-channel 3x3 layer) and the few image
-     * rows its outputs read stay in L1/L2 as the block walks the image.
-     * That takes ResNet-18's conv1, layer1 and layer2 and its stride-2
-     * layers, but not layer3's and layer4's 3x3 weights (2.4 MB and more),
-     * where Winograd measured as fast. */
+size_t nb_conv_cv_max_weights(void) { return nb_isa_active()->conv_cv_max_weights; }
+
+int nb_conv_cv_fits(const nb_conv_geom *g, int out_ch, size_t max_weights) {
+    /* Enough output channels to fill most of a block, a padded image of at
+     * most 1 MB, so that the few image rows a block's outputs read stay in
+     * L1/L2 as it walks the image, and packed weights within the target's
+     * limit (isa.h): a block's weights (taps x 16 channels, 295 KB for a
+     * 512-channel 3x3 layer) are read once per sample and stay in L2. */
     if (out_ch < 12) return 0;
-    if ((size_t)nb_conv_cv_taps(g) * out_ch > ((size_t)1 << 18)) return 0;
+    if ((size_t)nb_conv_cv_taps(g) * out_ch > max_weights) return 0;
     return (size_t)g->channels * nb_conv_cv_padded_h(g) * nb_conv_cv_padded_w(g) <= ((size_t)1 << 18);
 }
 

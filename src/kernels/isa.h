@@ -44,6 +44,10 @@ typedef struct nb_isa {
     void (*gemm_few_rows_axpy)(const nb_gemm_args *g, int M, int n0, int n1, float *acc);
     void (*gemm_short_k_rows)(const nb_gemm_args *g, int N, int m0, int m1);
 
+    /* Floats of packed weights the channel-vectorised convolution takes
+     * (conv_cv.c's rule). */
+    size_t conv_cv_max_weights;
+
     /* Convolutions and pooling: the contracts of kernels.h's nb_ entry points. */
     void (*conv_direct_forward)(const nb_conv_geom *g, int out_ch, const float *x, const float *w,
                                 const float *b, float *y, int relu);

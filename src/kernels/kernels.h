@@ -181,9 +181,12 @@ void nb_maxpool_forward_padded_reference(const nb_conv_geom *g, const float *x, 
 
 /* ---- channel-vectorised direct convolution (conv_cv.c) --------------------- */
 
-/* Whether the kernels below take this layer: at least 12 output channels
- * and a small layer. Any stride and padding. */
-int nb_conv_cv_fits(const nb_conv_geom *g, int out_ch);
+/* Whether the kernels below take this layer: at least 12 output channels,
+ * an image of at most 1 MB, at most max_weights floats of packed weights
+ * (nb_conv_cv_max_weights: the active target's limit). Any stride and
+ * padding. */
+int nb_conv_cv_fits(const nb_conv_geom *g, int out_ch, size_t max_weights);
+size_t nb_conv_cv_max_weights(void);
 /* Floats of the packed weights wt ([O/16 blocks][C*KH*KW][16]) and of the
  * scratch one call needs (one per thread running at once). */
 size_t nb_conv_cv_packed_floats(const nb_conv_geom *g, int out_ch);

@@ -156,7 +156,7 @@ static conv_plan plan_of(const nb_node *n) {
         p.path = CONV_DIRECT;
         p.partials = n_batch * ((size_t)p.out_ch * p.ckk + p.out_ch);
         p.slots = threads_now();
-    } else if (nb_conv_cv_fits(&p.g, p.out_ch)) {
+    } else if (nb_conv_cv_fits(&p.g, p.out_ch, n->attr.conv.cv_max_weights)) {
         /* Every layer it takes, small or not: against Winograd's groups
          * and im2col it ran the batch-norm CNN's 3x3 layers (32 and 64
          * channels, 7.2M multiply-adds a sample) 2.0x faster training on
@@ -197,7 +197,7 @@ static conv_plan plan_of(const nb_node *n) {
          * and layer2 it replaced a column matrix of K x OH*OW floats (7 MB
          * a sample for 64 channels at 56x56) and its col2im. */
         const nb_conv_geom a = adjoint_geom(&p);
-        if (nb_conv_cv_fits(&a, p.g.channels)) {
+        if (nb_conv_cv_fits(&a, p.g.channels, n->attr.conv.cv_max_weights)) {
             p.cv_dx_forward = true;
             p.turned = nb_conv_cv_packed_floats(&a, p.g.channels);
             const size_t sc = nb_conv_cv_scratch_floats(&a, p.g.channels);
@@ -291,6 +291,9 @@ static nb_status infer_conv(nb_node *n) {
     size_t ckk = (size_t)x->shape[1] * w->shape[2] * w->shape[3];
     if ((size_t)oh * ow > INT_MAX || ckk > INT_MAX)
         return nb_fail_shapes(n, "the layer is too large for 32-bit matrix dimensions", x, w);
+    /* The target that runs now decides the channel-vectorised limit for
+     * this forward and its backward, even if nb_isa_set runs between. */
+    n->attr.conv.cv_max_weights = nb_conv_cv_max_weights();
     conv_plan p = plan_of(n);
     size_t bytes;
     if ((size_t)p.group_max * p.ohw > INT_MAX ||
