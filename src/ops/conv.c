@@ -677,7 +677,7 @@ static const nb_op_def conv2d_def = {NB_OP_CONV2D, "conv2d", false, infer_conv, 
 
 nb_node *nb_conv2d(nb_graph *g, nb_node *x, nb_node *w, nb_node *b, int stride_h, int stride_w,
                    int pad_h, int pad_w) {
-    nb_op_attr attr = {.conv = {stride_h, stride_w, pad_h, pad_w}};
+    nb_op_attr attr = {.conv = {stride_h, stride_w, pad_h, pad_w, 0}};
     nb_node *in[3] = {x, w, b};
     return nb_node_new_op(g, &conv2d_def, in, b ? 3 : 2, &attr);
 }
