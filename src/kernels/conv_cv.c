@@ -20,7 +20,8 @@
  * Sums run in a fixed order: forward over k; the weight gradient over the
  * samples given, then positions; the input gradient of a stride-1 layer is
  * a forward convolution (over dy's taps (o, kh, kw) in order, then added
- * to dx), and of a strided one over o, then the taps position by position. The operator runs samples in parallel and
+ * to dx), and of a strided one over o, then the taps position by position.
+ * The operator runs samples in parallel and
  * sums per-group weight gradients in group order, so the thread count
  * never changes a bit. The kernels are in targets/conv_cv.c, built per
  * target CPU; this file holds the layouts and the entry points. */

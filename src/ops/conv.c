@@ -573,7 +573,7 @@ static void backward_conv(nb_node *n) {
     const bool need_x = xn->needs_grad, need_w = wn->needs_grad, need_b = bn && bn->needs_grad;
     float *dx = NULL;
     bool dx_first = false;
-    if (need_x && p.path == CONV_CV && p.cv_dx_forward) {
+    if (need_x && p.cv_dx_forward) {
         dx_first = nb_grad_first(xn); /* written by the first sample's conv, else added */
         dx = xn->grad.data;
     } else if (need_x) {

@@ -58,4 +58,13 @@
  * stay in registers and no call crosses a target boundary), NB_LANES,
  * NB_VREGS (the vector register file), NB_VBYTES and NB_ISA_NAME. */
 
+/* The first n lanes (all of them when n >= NB_LANES): most calls are whole
+ * vectors, and a plain load or store is the cheaper instruction on every
+ * target. */
+NB_VINLINE vf vf_load_n(const float *p, int n) { return n >= NB_LANES ? vf_load(p) : vf_load_part(p, n); }
+NB_VINLINE void vf_store_n(float *p, vf v, int n) {
+    if (n >= NB_LANES) vf_store(p, v);
+    else vf_store_part(p, v, n);
+}
+
 #endif

@@ -21,8 +21,6 @@
 #endif
 #define IG_TAPS 8
 
-NB_VINLINE vf load_n(const float *p, int n) { return n >= NB_LANES ? vf_load(p) : vf_load_part(p, n); }
-
 /* ---- forward ------------------------------------------------------------------ */
 
 /* Outputs pos0 .. pos0+np-1 of one block, into out[pos][16]. */
@@ -147,7 +145,7 @@ NB_VINLINE void ig_block(const float *w, const float *dy, float *cols, int out_c
 #pragma GCC unroll 8
     for (int t = 0; t < IG_TAPS; t++) acc[t] = vf_zero();
     for (int o = 0; o < out_ch; o++) {
-        const vf d = load_n(dy + (size_t)o * ohw + p0, np);
+        const vf d = vf_load_n(dy + (size_t)o * ohw + p0, np);
         const float *wo = w + (size_t)o * k + t0;
 #pragma GCC unroll 8
         for (int t = 0; t < nt; t++) acc[t] = vf_fma(vf_set1(wo[t]), d, acc[t]);

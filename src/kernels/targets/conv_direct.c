@@ -29,12 +29,6 @@
 #define TAP_BLOCK 5
 #define CH_BLOCK 2
 
-NB_VINLINE vf load_n(const float *p, int n) { return n >= NB_LANES ? vf_load(p) : vf_load_part(p, n); }
-NB_VINLINE void store_n(float *p, vf v, int n) {
-    if (n >= NB_LANES) vf_store(p, v);
-    else vf_store_part(p, v, n);
-}
-
 /* Copy one sample into the zero-padded image xp[c][HP][WP]. */
 static void pad_sample(const nb_conv_geom *g, const float *x, float *xp) {
     const int hp = nb_conv_direct_padded_h(g), wp = nb_conv_direct_padded_w(g);
@@ -79,7 +73,7 @@ NB_VINLINE void fwd_block(const nb_conv_geom *g, const float *xp, const float *w
         float *yr = y + ((size_t)(o0 + o) * g->out_h + oh) * g->out_w + col;
 #pragma GCC unroll 4
         for (int j = 0; j < DIRECT_NV; j++)
-            store_n(yr + j * NB_LANES, relu ? vf_relu(acc[o][j]) : acc[o][j], g->out_w - col - j * NB_LANES);
+            vf_store_n(yr + j * NB_LANES, relu ? vf_relu(acc[o][j]) : acc[o][j], g->out_w - col - j * NB_LANES);
     }
 }
 
@@ -124,13 +118,13 @@ NB_VINLINE void bwd_block(const nb_conv_geom *g, const float *xp, const float *d
             for (int o = 0; o < no; o++) {
                 const float *dr = dy + (size_t)(o0 + o) * plane + (size_t)oh * g->out_w + col;
 #pragma GCC unroll 2
-                for (int j = 0; j < BWD_NV; j++) d[o][j] = load_n(dr + j * NB_LANES, g->out_w - col - j * NB_LANES);
+                for (int j = 0; j < BWD_NV; j++) d[o][j] = vf_load_n(dr + j * NB_LANES, g->out_w - col - j * NB_LANES);
             }
 #pragma GCC unroll 5
             for (int t = 0; t < nt; t++) {
 #pragma GCC unroll 2
                 for (int j = 0; j < BWD_NV; j++) {
-                    const vf xv = load_n(row + col + t + j * NB_LANES, g->out_w - col - j * NB_LANES);
+                    const vf xv = vf_load_n(row + col + t + j * NB_LANES, g->out_w - col - j * NB_LANES);
 #pragma GCC unroll 2
                     for (int o = 0; o < no; o++) acc[o][t][j] = vf_fma(d[o][j], xv, acc[o][t][j]);
                 }
@@ -167,7 +161,7 @@ void NB_K(conv_direct_backward)(const nb_conv_geom *g, int out_ch, const float *
     for (int o = 0; o < out_ch; o++) {
         const float *d = dy + (size_t)o * ohw;
         vf acc = vf_zero();
-        for (int i = 0; i < ohw; i += NB_LANES) acc = vf_add(acc, load_n(d + i, ohw - i));
+        for (int i = 0; i < ohw; i += NB_LANES) acc = vf_add(acc, vf_load_n(d + i, ohw - i));
         db[o] = vf_hsum(acc);
     }
 }

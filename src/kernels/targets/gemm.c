@@ -5,14 +5,6 @@
 
 static inline int min_int(int a, int b) { return a < b ? a : b; }
 
-/* A full vector when n covers one, else the first n lanes: most calls are
- * full, and a plain load is the cheaper instruction on every target. */
-NB_VINLINE vf load_n(const float *p, int n) { return n >= NB_LANES ? vf_load(p) : vf_load_part(p, n); }
-NB_VINLINE void store_n(float *p, vf v, int n) {
-    if (n >= NB_LANES) vf_store(p, v);
-    else vf_store_part(p, v, n);
-}
-
 /* ---- micro-kernel -------------------------------------------------------------
  * One full GEMM_MR x GEMM_NR tile: acc = sum over k of a[k*MR + i] *
  * b[k*NR + j] (the packed slivers), then c = alpha*acc + beta*c, where
@@ -68,7 +60,7 @@ void NB_K(gemm_pack_k_contiguous)(const float *B, int ldb, int p0, int kc, int j
         for (int jb = 0; jb < nr; jb += NB_LANES) {
             vf r[NB_LANES];
             for (int i = 0; i < NB_LANES; i++)
-                r[i] = jb + i < cols ? load_n(B + (size_t)(j0 + jb + i) * ldb + p0 + k0, run) : vf_zero();
+                r[i] = jb + i < cols ? vf_load_n(B + (size_t)(j0 + jb + i) * ldb + p0 + k0, run) : vf_zero();
             vf_transpose(r);
             const int width = min_int(NB_LANES, nr - jb);
             for (int k = 0; k < run; k++) {
@@ -177,14 +169,14 @@ NB_VINLINE void axpy_body(const nb_gemm_args *g, int n0, int n1, float *acc, con
             for (int m = 0; m < M; m++)
 #pragma GCC unroll 3
                 for (int j = 0; j < AXPY_NV; j++)
-                    s[m][j] = k0 ? load_n(acc + (size_t)m * width + n + j * NB_LANES, width - n - j * NB_LANES) : vf_zero();
+                    s[m][j] = k0 ? vf_load_n(acc + (size_t)m * width + n + j * NB_LANES, width - n - j * NB_LANES) : vf_zero();
             const float *b = g->B + (size_t)k0 * g->ldb + n0 + n;
             for (int k = k0; k < k1; k++, b += g->ldb) {
                 vf v[AXPY_NV];
 #pragma GCC unroll 3
                 for (int j = 0; j < AXPY_NV; j++) {
                     __builtin_prefetch(b + PREFETCH_AHEAD + j * NB_LANES);
-                    v[j] = load_n(b + j * NB_LANES, width - n - j * NB_LANES);
+                    v[j] = vf_load_n(b + j * NB_LANES, width - n - j * NB_LANES);
                 }
 #pragma GCC unroll 8
                 for (int m = 0; m < M; m++) {
@@ -197,7 +189,7 @@ NB_VINLINE void axpy_body(const nb_gemm_args *g, int n0, int n1, float *acc, con
             for (int m = 0; m < M; m++)
 #pragma GCC unroll 3
                 for (int j = 0; j < AXPY_NV; j++)
-                    store_n(acc + (size_t)m * width + n + j * NB_LANES, s[m][j], width - n - j * NB_LANES);
+                    vf_store_n(acc + (size_t)m * width + n + j * NB_LANES, s[m][j], width - n - j * NB_LANES);
         }
     }
     for (int m = 0; m < M; m++)
@@ -229,11 +221,11 @@ void NB_K(gemm_short_k_rows)(const nb_gemm_args *g, int N, int m0, int m1) {
             width = misaligned ? NB_LANES - misaligned : NB_LANES;
             if (width > N - n) width = N - n;
             vf acc = vf_zero();
-            for (int k = 0; k < K; k++) acc = vf_fma(vf_set1(a[k]), load_n(g->B + (size_t)k * g->ldb + n, width), acc);
+            for (int k = 0; k < K; k++) acc = vf_fma(vf_set1(a[k]), vf_load_n(g->B + (size_t)k * g->ldb + n, width), acc);
             acc = vf_mul(va, acc);
-            if (g->beta != 0.0f) acc = vf_add(acc, vf_mul(vb, load_n(c + n, width)));
+            if (g->beta != 0.0f) acc = vf_add(acc, vf_mul(vb, vf_load_n(c + n, width)));
             if (stream && width == NB_LANES && !misaligned) vf_stream(c + n, acc);
-            else store_n(c + n, acc, width);
+            else vf_store_n(c + n, acc, width);
         }
     }
     vf_stream_fence(); /* the streamed lines are out before the caller reads C */

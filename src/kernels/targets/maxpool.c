@@ -13,8 +13,6 @@
         a = vi_select(k, pos, a);                                                                  \
     } while (0)
 
-NB_VINLINE vf load_n(const float *p, int n) { return n >= NB_LANES ? vf_load(p) : vf_load_part(p, n); }
-
 /* Stride 2, n outputs of a row (n <= NB_LANES) whose windows' top-left
  * tap is x[first] and which all lie inside x: each window row's taps j and
  * j + 1 are the even and odd columns of one pair of loads from column j, so
@@ -29,7 +27,7 @@ NB_VINLINE void window_stride2(const float *x, int first, int rows, int w, int k
             /* Floats read from column j: 2n, or 2n - 1 when j + 1 is past the window. */
             const int need = 2 * n - (j + 1 < kw ? 0 : 1);
             vf e, o;
-            vf_deinterleave(load_n(x + start + j, need), vf_load_part(x + start + j + NB_LANES, need - NB_LANES), &e, &o);
+            vf_deinterleave(vf_load_n(x + start + j, need), vf_load_part(x + start + j + NB_LANES, need - NB_LANES), &e, &o);
             const vi pos = vi_ramp(start + j, 2);
             if (i == 0 && j == 0) m = e, a = pos;
             else TAKE(e, pos);
