@@ -103,29 +103,57 @@ static void test_conv_cv_kernel(void **s) {
         }
         size_t nx = (size_t)g.channels * g.height * g.width, nw = (size_t)o * g.channels * g.kernel_h * g.kernel_w;
         size_t ny = (size_t)o * g.out_h * g.out_w;
-        float *x = rnd(nx, &rng), *w = rnd(nw, &rng), *b = rnd((size_t)o, &rng), *dy = rnd(ny, &rng);
-        float *x2 = rnd(nx, &rng), *dy2 = rnd(ny, &rng);
+        /* Two samples side by side: x2 and dy2 follow x and dy. */
+        float *x = rnd(2 * nx, &rng), *w = rnd(nw, &rng), *b = rnd((size_t)o, &rng), *dy = rnd(2 * ny, &rng);
+        float *x2 = x + nx, *dy2 = dy + ny;
         float *wt = malloc(nb_conv_cv_packed_floats(&g, o) * sizeof(float));
         float *dwt = malloc(nb_conv_cv_packed_floats(&g, o) * sizeof(float));
-        float *scratch = malloc(nb_conv_cv_scratch_floats(&g, o) * sizeof(float));
-        float *y = malloc(ny * sizeof(float)), *y0 = malloc(ny * sizeof(float));
+        float *scratch = malloc(nb_conv_cv_scratch_floats(&g, o, 2) * sizeof(float));
+        float *y = malloc(2 * ny * sizeof(float)), *y0 = malloc(ny * sizeof(float));
+        float *dwt2 = malloc(nb_conv_cv_packed_floats(&g, o) * sizeof(float));
         float *dw = malloc(nw * sizeof(float)), *dw0 = malloc(nw * sizeof(float)), *dw1 = malloc(nw * sizeof(float));
         float *dx = calloc(nx, sizeof(float)), *dx0 = calloc(nx, sizeof(float));
         nb_conv_cv_pack_weights(&g, o, w, wt);
-        nb_conv_cv_forward(&g, o, x, wt, b, y, scratch, 0);
+        nb_conv_cv_forward(&g, o, 1, x, wt, b, y, scratch, 0);
         nb_conv_forward_reference(&g, o, x, w, b, y0);
         assert_close(y, y0, ny, 1e-5);
-        nb_conv_cv_forward(&g, o, x, wt, b, y, scratch, 1);
+        /* Two samples in one call: the first's bits as alone, the second's
+         * as alone. */
+        nb_conv_cv_forward(&g, o, 1, x2, wt, b, y + ny, scratch, 0);
+        float *y2 = malloc(2 * ny * sizeof(float));
+        nb_conv_cv_forward(&g, o, 2, x, wt, b, y2, scratch, 0);
+        assert_memory_equal(y2, y, 2 * ny * sizeof(float));
+        free(y2);
+        nb_conv_cv_forward(&g, o, 1, x, wt, b, y, scratch, 1);
         nb_relu_inplace(y0, ny);
         assert_close(y, y0, ny, 1e-5);
-        /* Two samples into one packed gradient: written, then added. */
-        nb_conv_cv_weight_grad(&g, o, x, dy, dwt, 1, scratch);
-        nb_conv_cv_weight_grad(&g, o, x2, dy2, dwt, 0, scratch);
+        /* Two samples into one packed gradient: written, then added; and
+         * both in one call, to the same bits. */
+        nb_conv_cv_weight_grad(&g, o, 1, x, dy, dwt, 1, scratch);
+        nb_conv_cv_weight_grad(&g, o, 1, x2, dy2, dwt, 0, scratch);
+        nb_conv_cv_weight_grad(&g, o, 2, x, dy, dwt2, 1, scratch);
+        assert_memory_equal(dwt2, dwt, nb_conv_cv_packed_floats(&g, o) * sizeof(float));
         nb_conv_cv_unpack_grad(&g, o, dwt, dw, 1);
         nb_conv_weight_grad_reference(&g, o, x, dy, dw0, NULL);
         nb_conv_weight_grad_reference(&g, o, x2, dy2, dw1, NULL);
         for (size_t k = 0; k < nw; k++) dw0[k] += dw1[k];
         assert_close(dw, dw0, nw, 1e-4);
+        /* The whole batch at once, block by block: the same sum, the same
+         * bits on one thread as on two, and added when not first. */
+        {
+            size_t stride = nb_conv_cv_batch_scratch_floats(&g, 2);
+            float *images = malloc(nb_conv_cv_batch_floats(&g, 2) * sizeof(float));
+            float *sc2 = malloc(2 * stride * sizeof(float));
+            float *dwb = malloc(nw * sizeof(float)), *dwb2 = malloc(nw * sizeof(float));
+            nb_conv_cv_weight_grad_batch(&g, o, 2, x, dy, dwb, 1, images, sc2, stride, 1);
+            assert_close(dwb, dw0, nw, 1e-4);
+            nb_conv_cv_weight_grad_batch(&g, o, 2, x, dy, dwb2, 1, images, sc2, stride, 2);
+            assert_memory_equal(dwb2, dwb, nw * sizeof(float));
+            nb_conv_cv_weight_grad_batch(&g, o, 2, x, dy, dwb2, 0, images, sc2, stride, 2);
+            for (size_t k = 0; k < nw; k++) dwb[k] *= 2.0f;
+            assert_close(dwb2, dwb, nw, 1e-6);
+            free(images), free(sc2), free(dwb), free(dwb2);
+        }
         /* The input gradient adds onto what dx holds. */
         for (size_t k = 0; k < nx; k++) dx[k] = dx0[k] = 0.5f;
         nb_conv_cv_input_grad(&g, o, w, dy, dx, scratch);
@@ -140,19 +168,19 @@ static void test_conv_cv_kernel(void **s) {
             assert_int_equal(a.out_h, g.height);
             assert_int_equal(a.out_w, g.width);
             float *wa = malloc(nb_conv_cv_packed_floats(&a, g.channels) * sizeof(float));
-            float *sa = malloc(nb_conv_cv_scratch_floats(&a, g.channels) * sizeof(float));
+            float *sa = malloc(nb_conv_cv_scratch_floats(&a, g.channels, 1) * sizeof(float));
             nb_conv_cv_pack_turned(&g, o, w, wa);
             for (size_t k = 0; k < nx; k++) dx[k] = 0.5f;
-            nb_conv_cv_forward(&a, g.channels, dy, wa, NULL, dx, sa, NB_CV_ADD);
+            nb_conv_cv_forward(&a, g.channels, 1, dy, wa, NULL, dx, sa, NB_CV_ADD);
             assert_close(dx, dx0, nx, 1e-4);
             for (size_t k = 0; k < nx; k++) dx0[k] -= 0.5f;
-            nb_conv_cv_forward(&a, g.channels, dy, wa, NULL, dx, sa, NB_CV_WRITE);
+            nb_conv_cv_forward(&a, g.channels, 1, dy, wa, NULL, dx, sa, NB_CV_WRITE);
             assert_close(dx, dx0, nx, 1e-4);
             free(wa), free(sa);
         } else if (i >= 7) {
             fail_msg("case %zu should take the turned-filter input gradient", i);
         }
-        free(x), free(w), free(b), free(dy), free(x2), free(dy2), free(wt), free(dwt), free(scratch);
+        free(x), free(w), free(b), free(dy), free(wt), free(dwt), free(dwt2), free(scratch);
         free(y), free(y0), free(dw), free(dw0), free(dw1), free(dx), free(dx0);
     }
 }

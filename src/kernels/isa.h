@@ -53,10 +53,12 @@ typedef struct nb_isa {
                                 const float *b, float *y, int relu);
     void (*conv_direct_backward)(const nb_conv_geom *g, int out_ch, const float *x, const float *dy,
                                  float *dw, float *db);
-    void (*conv_cv_forward)(const nb_conv_geom *g, int out_ch, const float *x, const float *wt,
+    void (*conv_cv_forward)(const nb_conv_geom *g, int out_ch, int count, const float *x, const float *wt,
                             const float *b, float *y, float *scratch, int store);
-    void (*conv_cv_weight_grad)(const nb_conv_geom *g, int out_ch, const float *x, const float *dy,
+    void (*conv_cv_weight_grad)(const nb_conv_geom *g, int out_ch, int count, const float *x, const float *dy,
                                 float *dwt, int first, float *scratch);
+    void (*conv_cv_weight_grad_block)(const nb_conv_geom *g, int out_ch, int count, const float *xp,
+                                      const int *off, const float *dyt, int blk, float *dw, int first);
     void (*conv_cv_input_grad)(const nb_conv_geom *g, int out_ch, const float *w, const float *dy,
                                float *dx, float *scratch);
     void (*maxpool2x2_forward)(const float *x, int h, int w, float *y, int32_t *arg);
@@ -136,31 +138,61 @@ static inline int nb_conv_direct_padded_w(const nb_conv_geom *g) {
 static inline int nb_conv_cv_padded_h(const nb_conv_geom *g) { return g->height + 2 * g->pad_h; }
 static inline int nb_conv_cv_padded_w(const nb_conv_geom *g) { return g->width + 2 * g->pad_w; }
 static inline int nb_conv_cv_taps(const nb_conv_geom *g) { return g->channels * g->kernel_h * g->kernel_w; }
-/* Position pos's offset into the padded image. */
-static inline int nb_conv_cv_base(const nb_conv_geom *g, int pos, int wp) {
-    int oh = pos / g->out_w, ow = pos % g->out_w;
-    return oh * g->stride_h * wp + ow * g->stride_w;
+/* Floats of one sample's zero-padded image. */
+static inline size_t nb_conv_cv_image_floats(const nb_conv_geom *g) {
+    return (size_t)g->channels * nb_conv_cv_padded_h(g) * nb_conv_cv_padded_w(g);
 }
-/* The zero-padded image and the tap offsets, at the front of scratch. */
-static inline float *nb_conv_cv_prepare(const nb_conv_geom *g, const float *x, float *scratch, int **off) {
+/* Position pos's offset into the padded images of a call: positions run
+ * sample after sample, each sample's OH*OW in row-major order. */
+static inline size_t nb_conv_cv_base(const nb_conv_geom *g, int pos, int wp) {
+    const int ohw = g->out_h * g->out_w, s = pos / ohw, r = pos % ohw;
+    const int oh = r / g->out_w, ow = r % g->out_w;
+    return (size_t)s * nb_conv_cv_image_floats(g) + (size_t)oh * g->stride_h * wp + (size_t)ow * g->stride_w;
+}
+/* One sample's zero-padded image xp (C, HP, WP) from x (C, H, W). */
+static inline void nb_conv_cv_pad(const nb_conv_geom *g, const float *x, float *xp) {
     const int hp = nb_conv_cv_padded_h(g), wp = nb_conv_cv_padded_w(g);
-    float *xp = scratch;
-    memset(xp, 0, (size_t)g->channels * hp * wp * sizeof(float));
+    memset(xp, 0, nb_conv_cv_image_floats(g) * sizeof(float));
     for (int c = 0; c < g->channels; c++)
         for (int ih = 0; ih < g->height; ih++)
             memcpy(xp + ((size_t)c * hp + ih + g->pad_h) * wp + g->pad_w, x + ((size_t)c * g->height + ih) * g->width,
                    (size_t)g->width * sizeof(float));
-    int *o = (int *)(xp + (size_t)g->channels * hp * wp);
+}
+/* Tap t = (c, kh, kw)'s offset from a position's base, for every tap. */
+static inline void nb_conv_cv_offsets(const nb_conv_geom *g, int *off) {
+    const int hp = nb_conv_cv_padded_h(g), wp = nb_conv_cv_padded_w(g);
     int t = 0;
     for (int c = 0; c < g->channels; c++)
         for (int kh = 0; kh < g->kernel_h; kh++)
-            for (int kw = 0; kw < g->kernel_w; kw++) o[t++] = (c * hp + kh) * wp + kw;
-    *off = o;
-    return xp;
+            for (int kw = 0; kw < g->kernel_w; kw++) off[t++] = (c * hp + kh) * wp + kw;
 }
-/* Where the block buffer starts: after the image and offsets, 64-byte aligned. */
-static inline float *nb_conv_cv_block_of(const nb_conv_geom *g, float *scratch) {
-    size_t used = (size_t)g->channels * nb_conv_cv_padded_h(g) * nb_conv_cv_padded_w(g) + (size_t)nb_conv_cv_taps(g);
+/* The `count` samples' zero-padded images, one after another, and the tap
+ * offsets after them, at the front of scratch. */
+static inline float *nb_conv_cv_prepare(const nb_conv_geom *g, int count, const float *x, float *scratch,
+                                        int **off) {
+    const size_t image = nb_conv_cv_image_floats(g), x_sample = (size_t)g->channels * g->height * g->width;
+    for (int s = 0; s < count; s++) nb_conv_cv_pad(g, x + s * x_sample, scratch + s * image);
+    *off = (int *)(scratch + (size_t)count * image);
+    nb_conv_cv_offsets(g, *off);
+    return scratch;
+}
+/* dy of output channels blk*16 .. blk*16+15 of `count` samples (O, OH, OW
+ * each) as dyt [sample][position][16], zero past the last channel. */
+static inline void nb_conv_cv_gather_dy(const nb_conv_geom *g, int out_ch, int count, const float *dy, int blk,
+                                        float *dyt) {
+    const int ohw = g->out_h * g->out_w;
+    const int valid = out_ch - blk * NB_CV_BLOCK < NB_CV_BLOCK ? out_ch - blk * NB_CV_BLOCK : NB_CV_BLOCK;
+    for (int s = 0; s < count; s++) {
+        const float *dys = dy + ((size_t)s * out_ch + blk * NB_CV_BLOCK) * ohw;
+        float *dst = dyt + (size_t)s * ohw * NB_CV_BLOCK;
+        for (int pos = 0; pos < ohw; pos++)
+            for (int j = 0; j < NB_CV_BLOCK; j++)
+                dst[(size_t)pos * NB_CV_BLOCK + j] = j < valid ? dys[(size_t)j * ohw + pos] : 0.0f;
+    }
+}
+/* Where the block buffer starts: after the images and offsets, 64-byte aligned. */
+static inline float *nb_conv_cv_block_of(const nb_conv_geom *g, int count, float *scratch) {
+    size_t used = (size_t)count * nb_conv_cv_image_floats(g) + (size_t)nb_conv_cv_taps(g);
     uintptr_t p = (uintptr_t)(scratch + used);
     return (float *)((p + 63) & ~(uintptr_t)63);
 }

@@ -188,9 +188,12 @@ void nb_maxpool_forward_padded_reference(const nb_conv_geom *g, const float *x, 
 int nb_conv_cv_fits(const nb_conv_geom *g, int out_ch, size_t max_weights);
 size_t nb_conv_cv_max_weights(void);
 /* Floats of the packed weights wt ([O/16 blocks][C*KH*KW][16]) and of the
- * scratch one call needs (one per thread running at once). */
+ * scratch a call on `count` samples needs (one per thread running at
+ * once); the samples a call should take (1 for large images, more for
+ * small ones). */
 size_t nb_conv_cv_packed_floats(const nb_conv_geom *g, int out_ch);
-size_t nb_conv_cv_scratch_floats(const nb_conv_geom *g, int out_ch);
+size_t nb_conv_cv_scratch_floats(const nb_conv_geom *g, int out_ch, int count);
+int nb_conv_cv_samples(const nb_conv_geom *g);
 /* w (O, C, KH, KW) into the packed layout, zero-padded to whole blocks. */
 void nb_conv_cv_pack_weights(const nb_conv_geom *g, int out_ch, const float *w, float *wt);
 /* dw (O, C, KH, KW) = (first) or += a packed-layout gradient dwt. */
@@ -199,9 +202,10 @@ void nb_conv_cv_unpack_grad(const nb_conv_geom *g, int out_ch, const float *dwt,
  * for a NaN), or added to what y holds (the input gradient run as a
  * forward convolution, below). */
 enum { NB_CV_WRITE = 0, NB_CV_WRITE_RELU = 1, NB_CV_ADD = 2 };
-/* ONE sample: y (O, OH, OW) = b + w * x, stored as `store` says, from
- * packed weights (b may be NULL). */
-void nb_conv_cv_forward(const nb_conv_geom *g, int out_ch, const float *x, const float *wt,
+/* `count` samples, contiguous in x (C, H, W each) and y (O, OH, OW each):
+ * y = b + w * x, stored as `store` says, from packed weights (b may be
+ * NULL). */
+void nb_conv_cv_forward(const nb_conv_geom *g, int out_ch, int count, const float *x, const float *wt,
                         const float *b, float *y, float *scratch, int store);
 /* A stride-1 layer's input gradient is a forward convolution of dy by the
  * turned filters, w'[c][o][kh][kw] = w[o][c][KH-1-kh][KW-1-kw], over the
@@ -209,10 +213,26 @@ void nb_conv_cv_forward(const nb_conv_geom *g, int out_ch, const float *x, const
  * that convolution's packed layout, nb_conv_cv_packed_floats(adjoint, C)
  * floats. */
 void nb_conv_cv_pack_turned(const nb_conv_geom *g, int out_ch, const float *w, float *wt);
-/* ONE sample's weight gradient in the packed layout: written when first is
- * nonzero, else added. */
-void nb_conv_cv_weight_grad(const nb_conv_geom *g, int out_ch, const float *x, const float *dy,
+/* `count` contiguous samples' weight gradient in the packed layout, summed
+ * sample after sample: written when first is nonzero, else added (the
+ * same bits as one call per sample). */
+void nb_conv_cv_weight_grad(const nb_conv_geom *g, int out_ch, int count, const float *x, const float *dy,
                             float *dwt, int first, float *scratch);
+/* The whole batch's weight gradient at once, for layers whose images are
+ * small beside their weights (nb_conv_cv_batch_pays): the batch padded
+ * into `images` (nb_conv_cv_batch_floats), then the threads take blocks of
+ * 16 output channels, each summing every tap over every sample and
+ * position in order straight into dw (O, C, KH, KW): written when first
+ * is nonzero, else added. No per-group copies of the weights to sum, and
+ * the same bits at any thread count. Thread i uses scratch + i *
+ * scratch_stride (at least nb_conv_cv_batch_scratch_floats); at most
+ * `threads` run. */
+int nb_conv_cv_batch_pays(const nb_conv_geom *g, int out_ch, int batch, int groups);
+size_t nb_conv_cv_batch_floats(const nb_conv_geom *g, int batch);
+size_t nb_conv_cv_batch_scratch_floats(const nb_conv_geom *g, int batch);
+void nb_conv_cv_weight_grad_batch(const nb_conv_geom *g, int out_ch, int batch, const float *x, const float *dy,
+                                  float *dw, int first, float *images, float *scratch, size_t scratch_stride,
+                                  int threads);
 /* ONE sample's input gradient ADDED into dx (C, H, W), from w (O, C, KH, KW). */
 void nb_conv_cv_input_grad(const nb_conv_geom *g, int out_ch, const float *w, const float *dy,
                            float *dx, float *scratch);

@@ -98,6 +98,13 @@ typedef struct {
     int slots;        /* groups the workspace holds at once (threads) */
     size_t partials;  /* floats of per-sample or per-group weight gradients */
     size_t packed;    /* CONV_CV: floats of the packed weights */
+    int cv_count;     /* CONV_CV: samples per kernel call (forward, weight gradient) */
+    int cv_dx_count;  /* the same for the input gradient's forward convolution */
+    /* CONV_CV: the weight gradient of the whole batch at once, block by
+     * block (nb_conv_cv_weight_grad_batch), not per-group packed copies;
+     * either takes the first wg_floats of the workspace. */
+    bool cv_wg_batch;
+    size_t wg_floats;
     /* CONV_CV, stride 1: dx as a forward convolution of dy by the turned
      * filters (the adjoint geometry), packed into `turned` floats. */
     bool cv_dx_forward;
@@ -128,6 +135,19 @@ static int thread_id(void) {
 }
 
 static nb_conv_geom adjoint_geom(const conv_plan *p);
+
+/* Samples per channel-vectorised call: what the kernel asks for, but
+ * never so many that the batch makes fewer than GROUP_MULTIPLE calls (the
+ * threads would idle). The thread count plays no part, so the workspace
+ * does not depend on it; nor do the bits (conv_cv.c). */
+static int cv_call_samples(const nb_conv_geom *g, int batch) {
+    const int want = nb_conv_cv_samples(g), spread = (batch + GROUP_MULTIPLE - 1) / GROUP_MULTIPLE;
+    const int n = want < spread ? want : spread;
+    return n < 1 ? 1 : n;
+}
+
+/* Samples of the call that starts at s and takes at most `per` of [s, end). */
+static int call_size(int s, int end, int per) { return end - s < per ? end - s : per; }
 
 static conv_plan plan_of(const nb_node *n) {
     const nb_tensor *x = &n->in[0]->value, *w = &n->in[1]->value;
@@ -188,8 +208,12 @@ static conv_plan plan_of(const nb_node *n) {
     if (groups > n_batch) groups = n_batch;
     p.groups = (int)groups;
     p.group_max = (int)((n_batch + groups - 1) / groups);
-    p.group_floats = p.path == CONV_CV ? nb_conv_cv_scratch_floats(&p.g, p.out_ch)
-                                       : (size_t)p.group_max * per_sample;
+    if (p.path == CONV_CV) {
+        p.cv_count = cv_call_samples(&p.g, p.batch);
+        p.group_floats = nb_conv_cv_scratch_floats(&p.g, p.out_ch, p.cv_count);
+    } else {
+        p.group_floats = (size_t)p.group_max * per_sample;
+    }
     if (p.path == CONV_GROUPS_PARALLEL) p.partials = groups * (size_t)p.out_ch * p.ckk;
     if (p.path == CONV_CV && p.g.stride_h == 1 && p.g.stride_w == 1 && p.g.pad_h < p.g.kernel_h &&
         p.g.pad_w < p.g.kernel_w) {
@@ -199,14 +223,25 @@ static conv_plan plan_of(const nb_node *n) {
         const nb_conv_geom a = adjoint_geom(&p);
         if (nb_conv_cv_fits(&a, p.g.channels, n->attr.conv.cv_max_weights)) {
             p.cv_dx_forward = true;
+            p.cv_dx_count = cv_call_samples(&a, p.batch);
             p.turned = nb_conv_cv_packed_floats(&a, p.g.channels);
-            const size_t sc = nb_conv_cv_scratch_floats(&a, p.g.channels);
+            const size_t sc = nb_conv_cv_scratch_floats(&a, p.g.channels, p.cv_dx_count);
             if (sc > p.group_floats) p.group_floats = sc;
         }
     }
-    /* CONV_CV: the per-group packed gradients, the turned filters, then
-     * the packed weights. */
-    if (p.path == CONV_CV) p.partials = groups * p.packed + p.turned + p.packed;
+    /* CONV_CV: the batch's padded images or the per-group packed
+     * gradients, the turned filters, then the packed weights. */
+    if (p.path == CONV_CV) {
+        p.cv_wg_batch = nb_conv_cv_batch_pays(&p.g, p.out_ch, p.batch, p.groups);
+        if (p.cv_wg_batch) {
+            p.wg_floats = nb_conv_cv_batch_floats(&p.g, p.batch);
+            const size_t sc = nb_conv_cv_batch_scratch_floats(&p.g, p.batch);
+            if (sc > p.group_floats) p.group_floats = sc;
+        } else {
+            p.wg_floats = groups * p.packed;
+        }
+        p.partials = p.wg_floats + p.turned + p.packed;
+    }
     p.pointwise = (p.path == CONV_GROUPS_PARALLEL || p.path == CONV_GROUPS_SERIAL) && p.g.kernel_h == 1 &&
                   p.g.kernel_w == 1 && p.g.stride_h == 1 && p.g.stride_w == 1 && p.g.pad_h == 0 &&
                   p.g.pad_w == 0 && p.ohw >= POINTWISE_MIN_POSITIONS;
@@ -456,11 +491,14 @@ static void forward_conv(nb_node *n) {
     if (p.path == CONV_CV) {
         const int slots = usable_slots(n, &p);
         float *wt = ws + p.partials - p.packed, *scratch = ws + p.partials;
+        const int per = p.cv_count, calls = (p.batch + per - 1) / per;
         nb_conv_cv_pack_weights(&p.g, p.out_ch, w, wt);
-#pragma omp parallel for schedule(dynamic) num_threads(slots) if (slots > 1 && p.batch > 1)
-        for (int s = 0; s < p.batch; s++)
-            nb_conv_cv_forward(&p.g, p.out_ch, x + (size_t)s * x_sample, wt, b, y + (size_t)s * y_sample,
-                               scratch + (size_t)thread_id() * p.group_floats, relu);
+#pragma omp parallel for schedule(dynamic) num_threads(slots) if (slots > 1 && calls > 1)
+        for (int c = 0; c < calls; c++) {
+            const int s = c * per;
+            nb_conv_cv_forward(&p.g, p.out_ch, call_size(s, p.batch, per), x + (size_t)s * x_sample, wt, b,
+                               y + (size_t)s * y_sample, scratch + (size_t)thread_id() * p.group_floats, relu);
+        }
         return;
     }
     if (p.path == CONV_GROUPS_PARALLEL) {
@@ -606,7 +644,10 @@ static void backward_conv(nb_node *n) {
     if (p.path == CONV_CV) {
         const int slots = usable_slots(n, &p);
         float *scratch = ws + p.partials;
-        if (need_w) {
+        if (need_w && p.cv_wg_batch) {
+            nb_conv_cv_weight_grad_batch(&p.g, p.out_ch, p.batch, x, dy, wn->grad.data, nb_grad_first(wn), ws, scratch,
+                                         p.group_floats, slots);
+        } else if (need_w) {
             /* Each group's samples into its own packed slot, in order;
              * then the slots, in group order, into slot 0 and on to dW. */
 #pragma omp parallel for schedule(dynamic) num_threads(slots) if (slots > 1 && p.groups > 1)
@@ -614,23 +655,26 @@ static void backward_conv(nb_node *n) {
                 int s0, s1;
                 group_range(&p, gi, &s0, &s1);
                 float *sc = scratch + (size_t)thread_id() * p.group_floats;
-                for (int s = s0; s < s1; s++)
-                    nb_conv_cv_weight_grad(&p.g, p.out_ch, x + (size_t)s * x_sample, dy + (size_t)s * y_sample,
-                                           ws + (size_t)gi * p.packed, s == s0, sc);
+                for (int s = s0; s < s1; s += p.cv_count)
+                    nb_conv_cv_weight_grad(&p.g, p.out_ch, call_size(s, s1, p.cv_count), x + (size_t)s * x_sample,
+                                           dy + (size_t)s * y_sample, ws + (size_t)gi * p.packed, s == s0, sc);
             }
             sum_slices(ws, true, ws, p.groups, p.packed, p.packed);
             nb_conv_cv_unpack_grad(&p.g, p.out_ch, ws, wn->grad.data, nb_grad_first(wn));
         }
         if (need_x && p.cv_dx_forward) {
             const nb_conv_geom a = adjoint_geom(&p);
-            float *turned = ws + (size_t)p.groups * p.packed;
+            float *turned = ws + p.wg_floats;
             nb_conv_cv_pack_turned(&p.g, p.out_ch, w, turned);
             const int store = dx_first ? NB_CV_WRITE : NB_CV_ADD;
-#pragma omp parallel for schedule(dynamic) num_threads(slots) if (slots > 1 && p.batch > 1)
-            for (int s = 0; s < p.batch; s++)
-                nb_conv_cv_forward(&a, p.g.channels, dy + (size_t)s * y_sample, turned, NULL,
-                                   dx + (size_t)s * x_sample, scratch + (size_t)thread_id() * p.group_floats,
+            const int per = p.cv_dx_count, calls = (p.batch + per - 1) / per;
+#pragma omp parallel for schedule(dynamic) num_threads(slots) if (slots > 1 && calls > 1)
+            for (int c = 0; c < calls; c++) {
+                const int s = c * per;
+                nb_conv_cv_forward(&a, p.g.channels, call_size(s, p.batch, per), dy + (size_t)s * y_sample, turned,
+                                   NULL, dx + (size_t)s * x_sample, scratch + (size_t)thread_id() * p.group_floats,
                                    store);
+            }
         } else if (need_x) {
 #pragma omp parallel for schedule(dynamic) num_threads(slots) if (slots > 1 && p.batch > 1)
             for (int s = 0; s < p.batch; s++)

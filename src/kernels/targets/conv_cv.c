@@ -54,13 +54,13 @@ NB_VINLINE void fwd_block(const nb_conv_geom *g, const float *xp, const int *off
             vf_store(out + (size_t)(pos0 + p) * NB_CV_BLOCK + j * NB_LANES, relu ? vf_relu(acc[p][j]) : acc[p][j]);
 }
 
-void NB_K(conv_cv_forward)(const nb_conv_geom *g, int out_ch, const float *x, const float *wt, const float *b,
-                           float *y, float *scratch, int store) {
+void NB_K(conv_cv_forward)(const nb_conv_geom *g, int out_ch, int count, const float *x, const float *wt,
+                           const float *b, float *y, float *scratch, int store) {
     const int relu = store == NB_CV_WRITE_RELU;
     int *off;
-    const float *xp = nb_conv_cv_prepare(g, x, scratch, &off);
-    float *out = nb_conv_cv_block_of(g, scratch);
-    const int k = nb_conv_cv_taps(g), ohw = g->out_h * g->out_w;
+    const float *xp = nb_conv_cv_prepare(g, count, x, scratch, &off);
+    float *out = nb_conv_cv_block_of(g, count, scratch);
+    const int k = nb_conv_cv_taps(g), ohw = g->out_h * g->out_w, positions = count * ohw;
     for (int blk = 0; blk * NB_CV_BLOCK < out_ch; blk++) {
         const int valid = out_ch - blk * NB_CV_BLOCK < NB_CV_BLOCK ? out_ch - blk * NB_CV_BLOCK : NB_CV_BLOCK;
         vf bias[CV_NV];
@@ -68,25 +68,30 @@ void NB_K(conv_cv_forward)(const nb_conv_geom *g, int out_ch, const float *x, co
             bias[j] = b ? vf_load_part(b + blk * NB_CV_BLOCK + j * NB_LANES, valid - j * NB_LANES) : vf_zero();
         const float *wb = wt + (size_t)blk * k * NB_CV_BLOCK;
         int pos0 = 0;
-        for (; pos0 + CV_NP <= ohw; pos0 += CV_NP) fwd_block(g, xp, off, wb, bias, out, pos0, relu, CV_NP);
-        if (pos0 < ohw) fwd_block(g, xp, off, wb, bias, out, pos0, relu, ohw - pos0);
+        for (; pos0 + CV_NP <= positions; pos0 += CV_NP) fwd_block(g, xp, off, wb, bias, out, pos0, relu, CV_NP);
+        if (pos0 < positions) fwd_block(g, xp, off, wb, bias, out, pos0, relu, positions - pos0);
         /* out is [position][16 channels]; y wants each channel's plane. */
-        for (int j = 0; j < valid; j++) {
-            float *yo = y + (size_t)(blk * NB_CV_BLOCK + j) * ohw;
-            if (store == NB_CV_ADD)
-                for (int pos = 0; pos < ohw; pos++) yo[pos] += out[(size_t)pos * NB_CV_BLOCK + j];
-            else
-                for (int pos = 0; pos < ohw; pos++) yo[pos] = out[(size_t)pos * NB_CV_BLOCK + j];
-        }
+        for (int s = 0; s < count; s++)
+            for (int j = 0; j < valid; j++) {
+                float *yo = y + ((size_t)s * out_ch + blk * NB_CV_BLOCK + j) * ohw;
+                const float *src = out + (size_t)s * ohw * NB_CV_BLOCK + j;
+                if (store == NB_CV_ADD)
+                    for (int pos = 0; pos < ohw; pos++) yo[pos] += src[(size_t)pos * NB_CV_BLOCK];
+                else
+                    for (int pos = 0; pos < ohw; pos++) yo[pos] = src[(size_t)pos * NB_CV_BLOCK];
+            }
     }
 }
 
 /* ---- weight gradient ---------------------------------------------------------- */
 
-/* Taps t0 .. t0+nt-1 of one block, summed over every position. */
-NB_VINLINE void wg_block(const nb_conv_geom *g, const float *xp, const int *off, const float *dyt, float *dwb,
-                         int first, int t0, const int nt) {
+/* Taps t0 .. t0+nt-1 of one block, summed over every position of the
+ * call's samples, in order, into rows[t - t0][16] (added to what they
+ * hold unless first). */
+NB_VINLINE void wg_block(const nb_conv_geom *g, int count, const float *xp, const int *off, const float *dyt,
+                         float *rows, int first, int t0, const int nt) {
     const int wp = nb_conv_cv_padded_w(g);
+    const size_t image = nb_conv_cv_image_floats(g);
     vf acc[CV_NP][CV_NV];
     int o[CV_NP];
 #pragma GCC unroll 8
@@ -94,44 +99,60 @@ NB_VINLINE void wg_block(const nb_conv_geom *g, const float *xp, const int *off,
         o[t] = t < nt ? off[t0 + t] : 0;
 #pragma GCC unroll 4
         for (int j = 0; j < CV_NV; j++)
-            acc[t][j] = first || t >= nt ? vf_zero() : vf_load(dwb + (size_t)(t0 + t) * NB_CV_BLOCK + j * NB_LANES);
+            acc[t][j] = first || t >= nt ? vf_zero() : vf_load(rows + (size_t)t * NB_CV_BLOCK + j * NB_LANES);
     }
-    for (int oh = 0, pos = 0; oh < g->out_h; oh++) {
-        const float *xq = xp + oh * g->stride_h * wp;
-        for (int ow = 0; ow < g->out_w; ow++, pos++, xq += g->stride_w) {
-            vf d[CV_NV];
+    const float *d_at = dyt;
+    for (int s = 0; s < count; s++)
+        for (int oh = 0; oh < g->out_h; oh++) {
+            const float *xq = xp + s * image + (size_t)oh * g->stride_h * wp;
+            for (int ow = 0; ow < g->out_w; ow++, d_at += NB_CV_BLOCK, xq += g->stride_w) {
+                vf d[CV_NV];
 #pragma GCC unroll 4
-            for (int j = 0; j < CV_NV; j++) d[j] = vf_load(dyt + (size_t)pos * NB_CV_BLOCK + j * NB_LANES);
+                for (int j = 0; j < CV_NV; j++) d[j] = vf_load(d_at + j * NB_LANES);
 #pragma GCC unroll 8
-            for (int t = 0; t < nt; t++) {
-                const vf xv = vf_set1(xq[o[t]]);
+                for (int t = 0; t < nt; t++) {
+                    const vf xv = vf_set1(xq[o[t]]);
 #pragma GCC unroll 4
-                for (int j = 0; j < CV_NV; j++) acc[t][j] = vf_fma(xv, d[j], acc[t][j]);
+                    for (int j = 0; j < CV_NV; j++) acc[t][j] = vf_fma(xv, d[j], acc[t][j]);
+                }
             }
         }
-    }
 #pragma GCC unroll 8
     for (int t = 0; t < nt; t++)
 #pragma GCC unroll 4
-        for (int j = 0; j < CV_NV; j++) vf_store(dwb + (size_t)(t0 + t) * NB_CV_BLOCK + j * NB_LANES, acc[t][j]);
+        for (int j = 0; j < CV_NV; j++) vf_store(rows + (size_t)t * NB_CV_BLOCK + j * NB_LANES, acc[t][j]);
 }
 
-void NB_K(conv_cv_weight_grad)(const nb_conv_geom *g, int out_ch, const float *x, const float *dy, float *dwt,
-                               int first, float *scratch) {
+void NB_K(conv_cv_weight_grad)(const nb_conv_geom *g, int out_ch, int count, const float *x, const float *dy,
+                               float *dwt, int first, float *scratch) {
     int *off;
-    const float *xp = nb_conv_cv_prepare(g, x, scratch, &off);
-    float *dyt = nb_conv_cv_block_of(g, scratch);
-    const int k = nb_conv_cv_taps(g), ohw = g->out_h * g->out_w;
+    const float *xp = nb_conv_cv_prepare(g, count, x, scratch, &off);
+    float *dyt = nb_conv_cv_block_of(g, count, scratch);
+    const int k = nb_conv_cv_taps(g);
     for (int blk = 0; blk * NB_CV_BLOCK < out_ch; blk++) {
-        const int valid = out_ch - blk * NB_CV_BLOCK < NB_CV_BLOCK ? out_ch - blk * NB_CV_BLOCK : NB_CV_BLOCK;
-        /* dy of this block of channels as [position][16], zero past the last. */
-        for (int pos = 0; pos < ohw; pos++)
-            for (int j = 0; j < NB_CV_BLOCK; j++)
-                dyt[(size_t)pos * NB_CV_BLOCK + j] = j < valid ? dy[(size_t)(blk * NB_CV_BLOCK + j) * ohw + pos] : 0.0f;
+        nb_conv_cv_gather_dy(g, out_ch, count, dy, blk, dyt);
         float *dwb = dwt + (size_t)blk * k * NB_CV_BLOCK;
         int t0 = 0;
-        for (; t0 + CV_NP <= k; t0 += CV_NP) wg_block(g, xp, off, dyt, dwb, first, t0, CV_NP);
-        if (t0 < k) wg_block(g, xp, off, dyt, dwb, first, t0, k - t0);
+        for (; t0 + CV_NP <= k; t0 += CV_NP)
+            wg_block(g, count, xp, off, dyt, dwb + (size_t)t0 * NB_CV_BLOCK, first, t0, CV_NP);
+        if (t0 < k) wg_block(g, count, xp, off, dyt, dwb + (size_t)t0 * NB_CV_BLOCK, first, t0, k - t0);
+    }
+}
+
+void NB_K(conv_cv_weight_grad_block)(const nb_conv_geom *g, int out_ch, int count, const float *xp, const int *off,
+                                     const float *dyt, int blk, float *dw, int first) {
+    const int k = nb_conv_cv_taps(g);
+    const int valid = out_ch - blk * NB_CV_BLOCK < NB_CV_BLOCK ? out_ch - blk * NB_CV_BLOCK : NB_CV_BLOCK;
+    _Alignas(64) float rows[CV_NP * NB_CV_BLOCK];
+    for (int t0 = 0; t0 < k; t0 += CV_NP) {
+        const int nt = k - t0 < CV_NP ? k - t0 : CV_NP;
+        if (nt == CV_NP) wg_block(g, count, xp, off, dyt, rows, 1, t0, CV_NP);
+        else wg_block(g, count, xp, off, dyt, rows, 1, t0, nt);
+        /* rows is [tap][16 channels]; dw wants each channel's taps. */
+        for (int j = 0; j < valid; j++) {
+            float *dst = dw + (size_t)(blk * NB_CV_BLOCK + j) * k + t0;
+            for (int t = 0; t < nt; t++) dst[t] = first ? rows[t * NB_CV_BLOCK + j] : dst[t] + rows[t * NB_CV_BLOCK + j];
+        }
     }
 }
 

@@ -37,6 +37,7 @@ const nb_isa NB_K(nb_isa) = {
     .conv_direct_backward = NB_K(conv_direct_backward),
     .conv_cv_forward = NB_K(conv_cv_forward),
     .conv_cv_weight_grad = NB_K(conv_cv_weight_grad),
+    .conv_cv_weight_grad_block = NB_K(conv_cv_weight_grad_block),
     .conv_cv_input_grad = NB_K(conv_cv_input_grad),
     .maxpool2x2_forward = NB_K(maxpool2x2_forward),
     .maxpool2x2_backward = NB_K(maxpool2x2_backward),

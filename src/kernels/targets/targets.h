@@ -16,10 +16,12 @@ void NB_K(conv_direct_forward)(const nb_conv_geom *g, int out_ch, const float *x
                                float *y, int relu);
 void NB_K(conv_direct_backward)(const nb_conv_geom *g, int out_ch, const float *x, const float *dy, float *dw,
                                 float *db);
-void NB_K(conv_cv_forward)(const nb_conv_geom *g, int out_ch, const float *x, const float *wt, const float *b,
-                           float *y, float *scratch, int store);
-void NB_K(conv_cv_weight_grad)(const nb_conv_geom *g, int out_ch, const float *x, const float *dy, float *dwt,
-                               int first, float *scratch);
+void NB_K(conv_cv_forward)(const nb_conv_geom *g, int out_ch, int count, const float *x, const float *wt,
+                           const float *b, float *y, float *scratch, int store);
+void NB_K(conv_cv_weight_grad)(const nb_conv_geom *g, int out_ch, int count, const float *x, const float *dy,
+                               float *dwt, int first, float *scratch);
+void NB_K(conv_cv_weight_grad_block)(const nb_conv_geom *g, int out_ch, int count, const float *xp, const int *off,
+                                     const float *dyt, int blk, float *dw, int first);
 void NB_K(conv_cv_input_grad)(const nb_conv_geom *g, int out_ch, const float *w, const float *dy, float *dx,
                               float *scratch);
 void NB_K(maxpool2x2_forward)(const float *x, int h, int w, float *y, int32_t *arg);
