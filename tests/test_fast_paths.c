@@ -281,6 +281,10 @@ static void test_maxpool_kernels(void **s) {
         assert_memory_equal(a, a0, (size_t)oh * ow * sizeof(int32_t));
         for (int k = 0; k < oh * ow; k++)
             assert_true(isnan(y[k]) ? isnan(y0[k]) : y[k] == y0[k]);
+        /* Without indices (eval mode): the same maxima. */
+        nb_maxpool2x2_forward(x, h, w, y0, NULL);
+        for (int k = 0; k < oh * ow; k++)
+            assert_true(isnan(y[k]) ? isnan(y0[k]) : y[k] == y0[k]);
         /* The general kernel with a 2x2 window agrees with the 2x2 one. */
         nb_maxpool_forward(x, h, w, 2, 2, 2, 2, y0, a0);
         assert_memory_equal(a, a0, (size_t)oh * ow * sizeof(int32_t));

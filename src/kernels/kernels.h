@@ -160,7 +160,8 @@ void nb_winograd_weight_grad(int kernel, int out_ch, int channels, const float *
 /* ---- max pooling (maxpool.c) --------------------------------------------------- */
 
 /* ONE image x (h, w), h and w even: y (h/2, w/2) the window maxima (the
- * first of equal maxima; a NaN wins), arg the winner's index iy * w + ix. */
+ * first of equal maxima; a NaN wins), arg the winner's index iy * w + ix
+ * (arg may be NULL when no backward follows). */
 void nb_maxpool2x2_forward(const float *x, int h, int w, float *y, int32_t *arg);
 /* ONE image's input gradient, WRITTEN: dx (h, w) is dy at each window's
  * winner and 0 elsewhere (the windows tile the image). */

@@ -116,9 +116,11 @@ static void forward_maxpool(nb_node *n) {
     int32_t *arg = n->aux;
     const size_t plane = (size_t)d.h * d.w, out_plane = (size_t)d.oh * d.ow;
     if (is_2x2_tiling(&d)) {
+        /* No gradient to route (eval mode): the kernel skips the indices. */
+        const bool keep = n->in[0]->needs_grad;
 #pragma omp parallel for schedule(static) if (plane * d.images >= PARALLEL_MIN_FLOATS)
         for (int im = 0; im < d.images; im++)
-            nb_maxpool2x2_forward(x + im * plane, d.h, d.w, y + im * out_plane, arg + im * out_plane);
+            nb_maxpool2x2_forward(x + im * plane, d.h, d.w, y + im * out_plane, keep ? arg + im * out_plane : NULL);
         return;
     }
     if (d.ph == 0 && d.pw == 0) {

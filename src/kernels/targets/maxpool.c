@@ -13,6 +13,13 @@
         a = vi_select(k, pos, a);                                                                  \
     } while (0)
 
+/* The same for the maximum alone. */
+#define TAKE_MAX(v)                                                                                \
+    do {                                                                                           \
+        const vm k = vm_or(vf_gt(v, m), vm_andnot(vf_isnan(v), vf_isnan(m)));                      \
+        m = vf_select(k, v, m);                                                                    \
+    } while (0)
+
 /* Stride 2, n outputs of a row (n <= NB_LANES) whose windows' top-left
  * tap is x[first] and which all lie inside x: each window row's taps j and
  * j + 1 are the even and odd columns of one pair of loads from column j, so
@@ -41,6 +48,25 @@ NB_VINLINE void window_stride2(const float *x, int first, int rows, int w, int k
  * into even and odd columns, and compared in the window's order. */
 void NB_K(maxpool2x2_forward)(const float *x, int h, int w, float *y, int32_t *arg) {
     const int oh = h / 2, ow = w / 2;
+    if (!arg) {
+        /* No backward to come (inference): the maxima alone, by the same
+         * comparisons, without the winners' indices. */
+        for (int oy = 0; oy < oh; oy++) {
+            const float *r0 = x + (size_t)2 * oy * w, *r1 = r0 + w;
+            for (int ox = 0; ox < ow; ox += NB_LANES) {
+                const int n = ow - ox < NB_LANES ? ow - ox : NB_LANES;
+                vf e0, o0, e1, o1;
+                vf_deinterleave(vf_load_part(r0 + 2 * ox, 2 * n), vf_load_part(r0 + 2 * ox + NB_LANES, 2 * n - NB_LANES), &e0, &o0);
+                vf_deinterleave(vf_load_part(r1 + 2 * ox, 2 * n), vf_load_part(r1 + 2 * ox + NB_LANES, 2 * n - NB_LANES), &e1, &o1);
+                vf m = e0;
+                TAKE_MAX(o0);
+                TAKE_MAX(e1);
+                TAKE_MAX(o1);
+                vf_store_part(y + (size_t)oy * ow + ox, m, n);
+            }
+        }
+        return;
+    }
     for (int oy = 0; oy < oh; oy++) {
         const float *r0 = x + (size_t)2 * oy * w, *r1 = r0 + w;
         for (int ox = 0; ox < ow; ox += NB_LANES) {
