@@ -147,9 +147,9 @@ static void test_conv_cv_kernel(void **s) {
             float *dwb = malloc(nw * sizeof(float)), *dwb2 = malloc(nw * sizeof(float));
             nb_conv_cv_weight_grad_batch(&g, o, 2, x, dy, dwb, 1, images, sc2, stride, 1);
             assert_close(dwb, dw0, nw, 1e-4);
-            nb_conv_cv_weight_grad_batch(&g, o, 2, x, dy, dwb2, 1, images, sc2, stride, 2);
+            nb_conv_cv_weight_grad_batch(&g, o, 2, x, dy, dwb2, 1, images, sc2, stride, test_threads(2));
             assert_memory_equal(dwb2, dwb, nw * sizeof(float));
-            nb_conv_cv_weight_grad_batch(&g, o, 2, x, dy, dwb2, 0, images, sc2, stride, 2);
+            nb_conv_cv_weight_grad_batch(&g, o, 2, x, dy, dwb2, 0, images, sc2, stride, test_threads(2));
             for (size_t k = 0; k < nw; k++) dwb[k] *= 2.0f;
             assert_close(dwb2, dwb, nw, 1e-6);
             free(images), free(sc2), free(dwb), free(dwb2);
