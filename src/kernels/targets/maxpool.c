@@ -5,19 +5,14 @@
  * integer vector. */
 #include "kernels/targets/targets.h"
 
+/* Whether v beats the running maximum m: strictly greater, or a NaN over a number. */
+#define BEATS(v) vm_or(vf_gt(v, m), vm_andnot(vf_isnan(v), vf_isnan(m)))
 /* Take v (at positions pos) where it beats the running maximum m. */
 #define TAKE(v, pos)                                                                               \
     do {                                                                                           \
-        const vm k = vm_or(vf_gt(v, m), vm_andnot(vf_isnan(v), vf_isnan(m)));                      \
+        const vm k = BEATS(v);                                                                     \
         m = vf_select(k, v, m);                                                                    \
         a = vi_select(k, pos, a);                                                                  \
-    } while (0)
-
-/* The same for the maximum alone. */
-#define TAKE_MAX(v)                                                                                \
-    do {                                                                                           \
-        const vm k = vm_or(vf_gt(v, m), vm_andnot(vf_isnan(v), vf_isnan(m)));                      \
-        m = vf_select(k, v, m);                                                                    \
     } while (0)
 
 /* Stride 2, n outputs of a row (n <= NB_LANES) whose windows' top-left
@@ -46,27 +41,10 @@ NB_VINLINE void window_stride2(const float *x, int first, int rows, int w, int k
 
 /* 2x2, stride 2: two input rows are loaded two vectors at a time, split
  * into even and odd columns, and compared in the window's order. */
-void NB_K(maxpool2x2_forward)(const float *x, int h, int w, float *y, int32_t *arg) {
+/* keep = 0: no backward to come (eval mode, arg NULL), the maxima alone
+ * by the same comparisons; both forms are compiled from this one. */
+NB_VINLINE void pool2x2_forward(const float *x, int h, int w, float *y, int32_t *arg, const int keep) {
     const int oh = h / 2, ow = w / 2;
-    if (!arg) {
-        /* No backward to come (inference): the maxima alone, by the same
-         * comparisons, without the winners' indices. */
-        for (int oy = 0; oy < oh; oy++) {
-            const float *r0 = x + (size_t)2 * oy * w, *r1 = r0 + w;
-            for (int ox = 0; ox < ow; ox += NB_LANES) {
-                const int n = ow - ox < NB_LANES ? ow - ox : NB_LANES;
-                vf e0, o0, e1, o1;
-                vf_deinterleave(vf_load_part(r0 + 2 * ox, 2 * n), vf_load_part(r0 + 2 * ox + NB_LANES, 2 * n - NB_LANES), &e0, &o0);
-                vf_deinterleave(vf_load_part(r1 + 2 * ox, 2 * n), vf_load_part(r1 + 2 * ox + NB_LANES, 2 * n - NB_LANES), &e1, &o1);
-                vf m = e0;
-                TAKE_MAX(o0);
-                TAKE_MAX(e1);
-                TAKE_MAX(o1);
-                vf_store_part(y + (size_t)oy * ow + ox, m, n);
-            }
-        }
-        return;
-    }
     for (int oy = 0; oy < oh; oy++) {
         const float *r0 = x + (size_t)2 * oy * w, *r1 = r0 + w;
         for (int ox = 0; ox < ow; ox += NB_LANES) {
@@ -74,16 +52,27 @@ void NB_K(maxpool2x2_forward)(const float *x, int h, int w, float *y, int32_t *a
             vf e0, o0, e1, o1;
             vf_deinterleave(vf_load_part(r0 + 2 * ox, 2 * n), vf_load_part(r0 + 2 * ox + NB_LANES, 2 * n - NB_LANES), &e0, &o0);
             vf_deinterleave(vf_load_part(r1 + 2 * ox, 2 * n), vf_load_part(r1 + 2 * ox + NB_LANES, 2 * n - NB_LANES), &e1, &o1);
-            const vi base = vi_ramp(2 * oy * w + 2 * ox, 2);
             vf m = e0;
-            vi a = base;
-            TAKE(o0, vi_add(base, vi_set1(1)));
-            TAKE(e1, vi_add(base, vi_set1(w)));
-            TAKE(o1, vi_add(base, vi_set1(w + 1)));
+            if (keep) {
+                const vi base = vi_ramp(2 * oy * w + 2 * ox, 2);
+                vi a = base;
+                TAKE(o0, vi_add(base, vi_set1(1)));
+                TAKE(e1, vi_add(base, vi_set1(w)));
+                TAKE(o1, vi_add(base, vi_set1(w + 1)));
+                vi_store_part(arg + (size_t)oy * ow + ox, a, n);
+            } else {
+                m = vf_select(BEATS(o0), o0, m);
+                m = vf_select(BEATS(e1), e1, m);
+                m = vf_select(BEATS(o1), o1, m);
+            }
             vf_store_part(y + (size_t)oy * ow + ox, m, n);
-            vi_store_part(arg + (size_t)oy * ow + ox, a, n);
         }
     }
+}
+
+void NB_K(maxpool2x2_forward)(const float *x, int h, int w, float *y, int32_t *arg) {
+    if (arg) pool2x2_forward(x, h, w, y, arg, 1);
+    else pool2x2_forward(x, h, w, y, NULL, 0);
 }
 
 /* The windows tile the image, so every input gradient is written: the
